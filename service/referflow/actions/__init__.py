@@ -1,0 +1,1 @@
+"""Use cases: one function per business verb (load -> decide -> save)."""

@@ -1,0 +1,103 @@
+"""Shared pieces of the use cases: who acts, on which program, and the history they write."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from referflow.domain.program import ProgramConfig
+from referflow.domain.timeutil import utcnow
+from referflow.errors import NotFound
+from referflow.storage.models import Program, Referral, ReferralHistory
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who or what caused a change: an API key, a provider event, a reviewer, the system."""
+
+    type: str
+    id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON form."""
+        return {"type": self.type, "id": self.id}
+
+
+SYSTEM = Actor("system", "scheduler")
+
+
+@dataclass(frozen=True)
+class ProgramContext:
+    """A program with its parsed config and the install's hashing secret."""
+
+    program: Program
+    config: ProgramConfig
+    secret: str
+
+    @property
+    def id(self) -> str:
+        """Return the program id."""
+        return self.program.id
+
+
+def load_program(session: Session, program_id: str, secret: str) -> ProgramContext:
+    """Load a program by id, or raise NotFound."""
+    program = session.get(Program, program_id)
+    if program is None:
+        raise NotFound(f"program {program_id} not found", code="program_not_found")
+    return ProgramContext(program, ProgramConfig.from_dict(program.config), secret)
+
+
+def reason(code: str, message: str) -> dict[str, str]:
+    """Return one reason entry as stored on referrals and history."""
+    return {"code": code, "message": message}
+
+
+def record(
+    session: Session,
+    ctx: ProgramContext,
+    referral: Referral,
+    action: str,
+    actor: Actor,
+    *,
+    from_status: str | None = None,
+    reasons: list[dict[str, str]] | None = None,
+    data: dict[str, Any] | None = None,
+) -> None:
+    """Append one history entry for ``referral`` (call after changing its status)."""
+    session.add(ReferralHistory(
+        referral_id=referral.id, program_id=ctx.id, at=utcnow(), action=action,
+        actor_type=actor.type, actor_id=actor.id, from_status=from_status,
+        to_status=referral.status, reasons=reasons or [], data=data or {},
+        config_version=ctx.program.config_version,
+    ))
+
+
+def move(session: Session, ctx: ProgramContext, referral: Referral, status: str, action: str,
+         actor: Actor, **kwargs: Any) -> None:
+    """Set a referral's status and record the change."""
+    before = referral.status
+    referral.status = status
+    referral.updated_at = utcnow()
+    record(session, ctx, referral, action, actor, from_status=before, **kwargs)
+
+
+def get_referral_row(session: Session, ctx: ProgramContext, referral_id: str) -> Referral:
+    """Return a referral of this program, or raise NotFound (also for other programs' ids)."""
+    referral = session.scalar(
+        select(Referral).where(Referral.id == referral_id, Referral.program_id == ctx.id)
+    )
+    if referral is None:
+        raise NotFound(f"referral {referral_id} not found", code="referral_not_found")
+    return referral
+
+
+def history_of(session: Session, referral_id: str) -> list[ReferralHistory]:
+    """Return a referral's history in order."""
+    return list(session.scalars(
+        select(ReferralHistory).where(ReferralHistory.referral_id == referral_id)
+        .order_by(ReferralHistory.id)
+    ))

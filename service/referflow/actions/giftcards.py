@@ -1,0 +1,194 @@
+"""referflow's own gift-card ledger: issue, redeem, void. Every movement is an entry."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import case, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from referflow.actions.common import Actor, ProgramContext, get_referral_row, move
+from referflow.actions.links import get_advocate
+from referflow.actions.referrals import release_if_due
+from referflow.domain import referral as states
+from referflow.domain.codes import new_gift_card_code, new_id, normalise_code
+from referflow.domain.program import REWARD_SIDES
+from referflow.domain.timeutil import utcnow
+from referflow.errors import Conflict, NotFound, ValidationFailed
+from referflow.storage.models import GiftCard, GiftCardEntry, Referral
+
+ACTIVE, REDEEMED, VOIDED = "active", "redeemed", "voided"
+
+
+def issue_gift_card(session: Session, ctx: ProgramContext, body: dict[str, Any],
+                    actor: Actor) -> list[GiftCard]:
+    """Issue the gift cards a referral earned (exactly once per side), or a goodwill card."""
+    if "referral_id" not in body:
+        return [_issue_goodwill(session, ctx, body, actor)]
+    if "amount" in body or "currency" in body:
+        raise ValidationFailed("referral rewards take their amount from the program rules",
+                               code="amount_not_allowed")
+    try:
+        return _issue_for_referral(session, ctx, body, actor)
+    except IntegrityError:
+        session.rollback()  # a concurrent call issued the same side first
+        return _issue_for_referral(session, ctx, body, actor)
+
+
+def _sides(ctx: ProgramContext, requested: str | None) -> list[str]:
+    if requested in (None, "both"):
+        sides = ctx.config.rewarded_sides()
+        if not sides:
+            raise Conflict("this program has no gift-card reward", code="no_monetary_reward")
+        return sides
+    assert requested is not None
+    if not ctx.config.reward_for(requested).monetary:
+        raise Conflict(f"the {requested} side has no gift-card reward", code="no_monetary_reward")
+    return [requested]
+
+
+def _issue_for_referral(session: Session, ctx: ProgramContext, body: dict[str, Any],
+                        actor: Actor) -> list[GiftCard]:
+    referral = get_referral_row(session, ctx, body["referral_id"])
+    release_if_due(session, ctx, referral)
+    if referral.status not in (states.APPROVED, states.REWARDED):
+        raise Conflict(f"the referral is {referral.status}, not approved",
+                       code="referral_not_approved")
+    cards = []
+    for side in _sides(ctx, body.get("side")):
+        card = session.scalar(select(GiftCard).where(GiftCard.referral_id == referral.id,
+                                                     GiftCard.side == side))
+        if card is None:
+            owner = referral.advocate_id if side == "advocate" else None
+            card = _new_card(session, ctx, side, ctx.config.reward_for(side).amount,
+                             ctx.config.currency, actor, referral_id=referral.id,
+                             advocate_id=owner, reference=body.get("note"))
+        cards.append(card)
+    _mark_rewarded_when_complete(session, ctx, referral, actor)
+    session.commit()
+    return cards
+
+
+def _mark_rewarded_when_complete(session: Session, ctx: ProgramContext, referral: Referral,
+                                 actor: Actor) -> None:
+    if referral.status != states.APPROVED:
+        return
+    issued = {c.side: c for c in session.scalars(
+        select(GiftCard).where(GiftCard.referral_id == referral.id))}
+    if all(side in issued for side in ctx.config.rewarded_sides()):
+        perks = {side: ctx.config.reward_for(side).perk for side in REWARD_SIDES
+                 if ctx.config.reward_for(side).type == "non_cash"}
+        move(session, ctx, referral, states.REWARDED, "rewarded", actor, data={
+            "gift_cards": {side: {"id": c.id, "amount": c.amount, "currency": c.currency}
+                           for side, c in issued.items()},
+            "non_cash": perks})
+
+
+def _issue_goodwill(session: Session, ctx: ProgramContext, body: dict[str, Any],
+                    actor: Actor) -> GiftCard:
+    advocate = get_advocate(session, ctx, advocate_id=body["advocate_id"])
+    card = _new_card(session, ctx, "goodwill", body["amount"],
+                     body.get("currency", ctx.config.currency), actor,
+                     advocate_id=advocate.id, reference=body.get("note"))
+    session.commit()
+    return card
+
+
+def _new_card(session: Session, ctx: ProgramContext, side: str, amount: int, currency: str,
+              actor: Actor, *, referral_id: str | None = None, advocate_id: str | None = None,
+              reference: str | None = None) -> GiftCard:
+    now = utcnow()
+    code = new_gift_card_code()
+    while session.scalar(select(GiftCard.id).where(GiftCard.code == code)) is not None:
+        code = new_gift_card_code()
+    card = GiftCard(id=new_id("gc"), program_id=ctx.id, code=code, referral_id=referral_id,
+                    advocate_id=advocate_id, side=side, amount=amount, currency=currency,
+                    balance=amount, status=ACTIVE, created_at=now,
+                    expires_at=now + timedelta(days=ctx.config.gift_card_expiry_days))
+    session.add(card)
+    session.flush()
+    _entry(session, card, "issue", amount, amount, actor, reference)
+    return card
+
+
+def _entry(session: Session, card: GiftCard, kind: str, amount: int, balance_after: int,
+           actor: Actor, reference: str | None) -> None:
+    session.add(GiftCardEntry(gift_card_id=card.id, program_id=card.program_id, kind=kind,
+                              amount=amount, balance_after=balance_after, reference=reference,
+                              actor=f"{actor.type}:{actor.id}", at=utcnow()))
+
+
+def get_card(session: Session, ctx: ProgramContext, raw_code: str) -> GiftCard:
+    """Return a gift card of this program by code, or raise NotFound."""
+    card = session.scalar(select(GiftCard).where(GiftCard.code == normalise_code(raw_code)[:32],
+                                                 GiftCard.program_id == ctx.id))
+    if card is None:
+        raise NotFound("gift card not found", code="gift_card_not_found")
+    return card
+
+
+def redeem_gift_card(session: Session, ctx: ProgramContext, raw_code: str,
+                     body: dict[str, Any], actor: Actor) -> GiftCard:
+    """Take ``amount`` off a card's balance; never overdraws, even under concurrent calls."""
+    card = get_card(session, ctx, raw_code)
+    amount, now = body["amount"], utcnow()
+    if body["currency"] != card.currency:
+        raise ValidationFailed(f"the card is in {card.currency}", code="currency_mismatch")
+    new_balance = session.execute(
+        update(GiftCard)
+        .where(GiftCard.id == card.id, GiftCard.status == ACTIVE, GiftCard.balance >= amount,
+               GiftCard.expires_at > now)
+        .values(balance=GiftCard.balance - amount,
+                status=case((GiftCard.balance == amount, REDEEMED), else_=ACTIVE))
+        .returning(GiftCard.balance)
+        .execution_options(synchronize_session=False)).scalar()
+    if new_balance is None:
+        session.rollback()
+        session.refresh(card)
+        raise _redeem_refusal(card, amount, now)
+    _entry(session, card, "redeem", -amount, new_balance, actor, body.get("reference"))
+    session.commit()
+    session.refresh(card)
+    return card
+
+
+def _redeem_refusal(card: GiftCard, amount: int, now: Any) -> Conflict:
+    if card.status == VOIDED:
+        return Conflict("the gift card was voided", code="gift_card_voided")
+    if card.expires_at <= now:
+        return Conflict("the gift card has expired", code="gift_card_expired")
+    return Conflict(f"the balance is {card.balance}, less than {amount}",
+                    code="insufficient_balance")
+
+
+def void_referral_cards(session: Session, ctx: ProgramContext, referral: Referral,
+                        actor: Actor) -> tuple[int, int]:
+    """Void a reversed referral's cards; return (unredeemed amount voided, redeemed loss)."""
+    voided = loss = 0
+    cards = session.scalars(select(GiftCard).where(GiftCard.referral_id == referral.id,
+                                                   GiftCard.status != VOIDED))
+    for card in list(cards):
+        remaining = _void(session, card)
+        _entry(session, card, "void", -remaining, 0, actor, f"reversal of {referral.id}")
+        voided += remaining
+        loss += card.amount - remaining
+    return voided, loss
+
+
+def _void(session: Session, card: GiftCard) -> int:
+    """Zero a card atomically against concurrent redemptions; return the balance it had."""
+    while True:
+        balance = card.balance
+        done = session.execute(
+            update(GiftCard).where(GiftCard.id == card.id, GiftCard.balance == balance,
+                                   GiftCard.status != VOIDED)
+            .values(balance=0, status=VOIDED)
+            .execution_options(synchronize_session=False)).rowcount  # type: ignore[attr-defined]
+        if done == 1:
+            card.balance, card.status = 0, VOIDED
+            return balance
+        session.refresh(card)
+        if card.status == VOIDED:
+            return 0

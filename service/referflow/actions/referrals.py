@@ -1,0 +1,242 @@
+"""Referral lifecycle: claim, qualify, reverse, and the release of held referrals."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from referflow.actions.common import (
+    SYSTEM,
+    Actor,
+    ProgramContext,
+    get_referral_row,
+    load_program,
+    move,
+    reason,
+    record,
+)
+from referflow.domain import fraud
+from referflow.domain import referral as states
+from referflow.domain.codes import new_id, normalise_code
+from referflow.domain.emails import normalise_email
+from referflow.domain.hashing import keyed_hash
+from referflow.domain.timeutil import parse_rfc3339, to_rfc3339, utcnow
+from referflow.errors import Conflict, NotFound
+from referflow.storage.models import Advocate, Click, ProcessedEvent, Referral, ReferralCode
+
+
+def claim_referral(session: Session, ctx: ProgramContext, body: dict[str, Any],
+                   actor: Actor) -> tuple[Referral, bool]:
+    """Create a referral for a friend, or return the one they already have (first claim wins)."""
+    friend_id = body["friend"]["external_id"]
+    existing = _referral_of_friend(session, ctx, friend_id)
+    if existing is not None:
+        return existing, False
+    try:
+        return _create_referral(session, ctx, body, actor), True
+    except IntegrityError:
+        session.rollback()  # a concurrent claim for the same friend won
+        winner = _referral_of_friend(session, ctx, friend_id)
+        assert winner is not None
+        return winner, False
+
+
+def _referral_of_friend(session: Session, ctx: ProgramContext, friend_id: str) -> Referral | None:
+    return session.scalar(select(Referral).where(
+        Referral.program_id == ctx.id, Referral.friend_external_id == friend_id))
+
+
+def _resolve_code(session: Session, ctx: ProgramContext,
+                  body: dict[str, Any]) -> tuple[ReferralCode, Click | None]:
+    click = None
+    if "click_id" in body:
+        click = session.scalar(select(Click).where(Click.id == body["click_id"],
+                                                   Click.program_id == ctx.id))
+        if click is None and "code" not in body:
+            raise NotFound("unknown click id", code="unknown_click")
+    raw = body["code"] if "code" in body else click.code  # type: ignore[union-attr]
+    code = session.get(ReferralCode, normalise_code(raw)[:32])
+    if code is None or code.program_id != ctx.id:
+        raise NotFound("unknown referral code", code="unknown_code")
+    if click is not None and click.code != code.code:
+        click = None  # the click was for someone else's link: the typed code wins
+    return code, click
+
+
+def _create_referral(session: Session, ctx: ProgramContext, body: dict[str, Any],
+                     actor: Actor) -> Referral:
+    code, click = _resolve_code(session, ctx, body)
+    advocate = session.get(Advocate, code.advocate_id)
+    assert advocate is not None
+    friend = body["friend"]
+    context = body.get("context", {})
+    email_key = keyed_hash(ctx.secret, "email", normalise_email(friend["email"]))
+    facts = fraud.ClaimFacts(
+        now=utcnow(), advocate_external_id=advocate.external_id,
+        advocate_email_key=advocate.email_key, friend_external_id=friend["external_id"],
+        friend_email_key=email_key, code_active=code.active,
+        click_at=click.created_at if click else None,
+        attribution_window_days=ctx.config.attribution_window_days,
+        existing_customer=bool(context.get("existing_customer")),
+    )
+    signals = fraud.evaluate(facts)
+    status = {fraud.REJECT: states.REJECTED, fraud.REVIEW: states.IN_REVIEW,
+              fraud.ALLOW: states.PENDING}[fraud.verdict(signals)]
+    referral = Referral(
+        id=new_id("ref"), program_id=ctx.id, advocate_id=advocate.id, code=code.code,
+        click_id=click.id if click else None, friend_external_id=friend["external_id"],
+        friend_email=friend["email"], friend_email_key=email_key, status=status,
+        reasons=signals, created_at=facts.now, updated_at=facts.now,
+    )
+    session.add(referral)
+    session.flush()
+    record(session, ctx, referral, "claimed", actor, reasons=signals, data={
+        "code": code.code, "click_id": referral.click_id,
+        "rules": [rule.__name__.lstrip("_") for rule in fraud.RULES],
+        "inputs": _hashed_inputs(ctx, context),
+    })
+    session.commit()
+    return referral
+
+
+def _hashed_inputs(ctx: ProgramContext, context: dict[str, Any]) -> dict[str, Any]:
+    """Keep what a dispute needs from the claim context, identifiers keyed-hashed only."""
+    out: dict[str, Any] = {}
+    for field in ("ip", "user_agent", "payment_fingerprint", "device_id"):
+        if context.get(field):
+            out[f"{field}_hash"] = keyed_hash(ctx.secret, field, context[field])[:16]
+    if "existing_customer" in context:
+        out["existing_customer"] = bool(context["existing_customer"])
+    return out
+
+
+def _first_time(session: Session, ctx: ProgramContext, source: str, event_id: str,
+                referral_id: str | None) -> bool:
+    """Record an external event id; False when it was already recorded (a duplicate)."""
+    session.add(ProcessedEvent(program_id=ctx.id, source=source, event_id=event_id,
+                               referral_id=referral_id))
+    try:
+        session.flush()
+    except IntegrityError:
+        session.rollback()
+        return False
+    return True
+
+
+def qualify_referral(session: Session, ctx: ProgramContext, body: dict[str, Any],
+                     actor: Actor) -> Referral:
+    """Apply a qualifying event (first order / paid invoice); a repeated event id does nothing."""
+    referral = _find_for_event(session, ctx, body)
+    event = body["event"]
+    if not _first_time(session, ctx, "qualify", event["id"], referral.id):
+        return get_referral_row(session, ctx, referral.id)
+    occurred_at = parse_rfc3339(event["occurred_at"])
+    facts = {"event_id": event["id"], "type": event["type"], "amount": event["amount"],
+             "currency": event["currency"], "occurred_at": to_rfc3339(occurred_at)}
+    if referral.status != states.PENDING:
+        record(session, ctx, referral, "qualify_ignored", actor, from_status=referral.status,
+               reasons=[reason("not_pending", f"The referral is {referral.status}.")],
+               data={"event": facts})
+        session.commit()
+        return referral
+    decision = states.decide_qualification(ctx.config, event["type"], event["amount"],
+                                           event["currency"], occurred_at)
+    if decision.status == states.PENDING:
+        record(session, ctx, referral, "qualify_ignored", actor, from_status=referral.status,
+               reasons=[reason(decision.reason or "", decision.message or "")],
+               data={"event": facts})
+    else:
+        _apply_qualification(session, ctx, referral, decision, facts, occurred_at, actor)
+    session.commit()
+    return referral
+
+
+def _find_for_event(session: Session, ctx: ProgramContext, body: dict[str, Any]) -> Referral:
+    if "referral_id" in body:
+        return get_referral_row(session, ctx, body["referral_id"])
+    referral = _referral_of_friend(session, ctx, body["friend_external_id"])
+    if referral is None:
+        raise NotFound("no referral for that friend", code="referral_not_found")
+    return referral
+
+
+def _apply_qualification(session: Session, ctx: ProgramContext, referral: Referral,
+                         decision: states.QualifyDecision, facts: dict[str, Any],
+                         occurred_at: datetime, actor: Actor) -> None:
+    referral.qualifying_event_id = facts["event_id"]
+    referral.qualified_amount = facts["amount"]
+    referral.qualified_currency = facts["currency"]
+    referral.qualified_at = occurred_at
+    referral.hold_until = decision.hold_until
+    if decision.status == states.APPROVED:
+        referral.approved_at = utcnow()
+    move(session, ctx, referral, decision.status, "qualified", actor, data={
+        "event": facts, "hold_days": ctx.config.hold_days,
+        "hold_until": to_rfc3339(decision.hold_until)})
+
+
+def reverse_referral(session: Session, ctx: ProgramContext, referral_id: str,
+                     body: dict[str, Any], actor: Actor) -> Referral:
+    """Reverse a referral after a refund or chargeback; void unredeemed rewards, record the loss."""
+    from referflow.actions.giftcards import void_referral_cards
+
+    referral = get_referral_row(session, ctx, referral_id)
+    event = body.get("event")
+    if event and not _first_time(session, ctx, "reverse", event["id"], referral.id):
+        return get_referral_row(session, ctx, referral_id)
+    if referral.status == states.REVERSED:
+        session.rollback()
+        return referral
+    if not states.can_move(referral.status, states.REVERSED):
+        raise Conflict(f"a {referral.status} referral cannot be reversed",
+                       code="invalid_transition")
+    code, message = states.reversal_reason(body["reason"], referral.status)
+    voided, loss = void_referral_cards(session, ctx, referral, actor)
+    referral.reasons = [*referral.reasons, reason(code, message)]
+    move(session, ctx, referral, states.REVERSED, "reversed", actor,
+         reasons=[reason(code, message)],
+         data={"event": event, "note": body.get("note"), "voided_amount": voided,
+               "loss_amount": loss, "currency": ctx.config.currency})
+    session.commit()
+    return referral
+
+
+def release_if_due(session: Session, ctx: ProgramContext, referral: Referral,
+                   now: datetime | None = None) -> bool:
+    """Approve a held referral whose hold has ended; safe to call from many places at once."""
+    now = now or utcnow()
+    if referral.status != states.HELD or referral.hold_until is None or referral.hold_until > now:
+        return False
+    result = session.execute(
+        update(Referral).where(Referral.id == referral.id, Referral.status == states.HELD)
+        .values(status=states.APPROVED, approved_at=now, updated_at=now)
+        .execution_options(synchronize_session=False))
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        session.rollback()
+        session.refresh(referral)
+        return False
+    referral.status, referral.approved_at, referral.updated_at = states.APPROVED, now, now
+    record(session, ctx, referral, "hold_released", SYSTEM, from_status=states.HELD,
+           data={"hold_until": to_rfc3339(referral.hold_until)})
+    session.commit()
+    return True
+
+
+def release_due_holds(session: Session, secret: str, now: datetime | None = None,
+                      limit: int = 500) -> int:
+    """Approve every held referral whose hold has ended; idempotent, returns how many moved."""
+    now = now or utcnow()
+    due = list(session.scalars(select(Referral).where(
+        Referral.status == states.HELD, Referral.hold_until <= now)
+        .order_by(Referral.hold_until).limit(limit)))
+    contexts: dict[str, ProgramContext] = {}
+    released = 0
+    for referral in due:
+        if referral.program_id not in contexts:
+            contexts[referral.program_id] = load_program(session, referral.program_id, secret)
+        released += release_if_due(session, contexts[referral.program_id], referral, now)
+    return released

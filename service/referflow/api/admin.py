@@ -1,0 +1,47 @@
+"""Admin operations (admin token) and the program's own settings (API key)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, current_app
+
+from referflow.actions import programs
+from referflow.api import payloads
+from referflow.api.operations import ADMIN, Caller, db_session, operation
+
+bp = Blueprint("admin", __name__)
+
+
+def _schemas() -> Any:
+    return current_app.extensions["referflow"].schemas
+
+
+@operation(bp, "createProgram", "POST", "/v1/admin/programs", auth=ADMIN, tag="admin",
+           summary="Create a program and its first API key", request_schema="create-program.request",
+           response="program-created", status=201)
+def create_program(caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
+    program, key = programs.create_program(db_session(), _schemas(), body["name"], body["config"])
+    return {"program": payloads.program(program), "api_key": payloads.api_key(key.row, key.secret)}
+
+
+@operation(bp, "createApiKey", "POST", "/v1/admin/programs/<program_id>/api-keys", auth=ADMIN,
+           tag="admin", summary="Create another API key for a program",
+           request_schema="create-api-key.request", response="api-key", status=201)
+def create_api_key(caller: Caller, body: dict[str, Any], program_id: str) -> dict[str, Any]:
+    key = programs.create_api_key(db_session(), program_id, body.get("label"))
+    return payloads.api_key(key.row, key.secret)
+
+
+@operation(bp, "getProgram", "GET", "/v1/program", tag="program", response="program",
+           summary="Read the calling program and its config")
+def get_program(caller: Caller, body: None) -> dict[str, Any]:
+    return payloads.program(caller.ctx.program)
+
+
+@operation(bp, "updateProgramConfig", "PUT", "/v1/program/config", tag="program",
+           summary="Replace the program's config (a new config version)",
+           request_schema="update-program-config.request", response="program")
+def update_program_config(caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
+    program = programs.update_config(db_session(), _schemas(), caller.ctx.program, body["config"])
+    return payloads.program(program)

@@ -1,0 +1,59 @@
+"""Share links: createLink, the /r/<code> redirect, advocates."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from flask import Blueprint, Response, current_app, redirect, request
+
+from referflow.actions import links
+from referflow.api import payloads
+from referflow.api.operations import PUBLIC, Caller, db_session, operation
+
+bp = Blueprint("links", __name__)
+
+
+@operation(bp, "createLink", "POST", "/v1/links", tag="advocates",
+           summary="Enrol an advocate and return their code and share URL (idempotent)",
+           request_schema="create-link.request", response="link", status=201)
+def create_link(caller: Caller, body: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    link = links.create_link(db_session(), caller.ctx, body)
+    return payloads.link(link.advocate, link.code, link.created), 201 if link.created else 200
+
+
+@operation(bp, "getAdvocate", "GET", "/v1/advocates/<advocate_id>", tag="advocates",
+           summary="Read an advocate with codes and counts", response="advocate")
+def get_advocate(caller: Caller, body: None, advocate_id: str) -> dict[str, Any]:
+    return _advocate(links.get_advocate(db_session(), caller.ctx, advocate_id=advocate_id))
+
+
+@operation(bp, "getAdvocateByExternalId", "GET", "/v1/advocates/by-external-id/<external_id>",
+           tag="advocates", summary="Find an advocate by your customer id", response="advocate")
+def get_advocate_by_external_id(caller: Caller, body: None, external_id: str) -> dict[str, Any]:
+    return _advocate(links.get_advocate(db_session(), caller.ctx, external_id=external_id))
+
+
+def _advocate(advocate: Any) -> dict[str, Any]:
+    session = db_session()
+    return payloads.advocate(advocate, links.advocate_codes(session, advocate),
+                             links.advocate_stats(session, advocate))
+
+
+@operation(bp, "followLink", "GET", "/r/<code>", auth=PUBLIC, tag="advocates", response=None,
+           status=302, query=("ch",),
+           summary="The share URL: record a click and redirect to the landing page")
+def follow_link(caller: Caller, body: None, code: str) -> Response:
+    secret = current_app.extensions["referflow"].settings.secret_key
+    click, landing = links.record_click(db_session(), secret, code, request.args.get("ch"),
+                                        request.remote_addr,
+                                        request.headers.get("User-Agent"))
+    if click is None:
+        return redirect(landing, 302)
+    return redirect(_with_params(landing, {"ref": click.code, "click_id": click.id}), 302)
+
+
+def _with_params(url: str, extra: dict[str, str]) -> str:
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in extra]
+    return urlunsplit(parts._replace(query=urlencode(query + list(extra.items()))))

@@ -1,0 +1,85 @@
+"""The published contract: /openapi.json, /schemas/<name>.json, and /healthz."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify
+from sqlalchemy import text
+
+from referflow.api.operations import OPERATIONS, PUBLIC, Operation, db_session
+from referflow.errors import NotFound
+
+bp = Blueprint("meta", __name__)
+
+
+@bp.get("/openapi.json")
+def openapi() -> Response:
+    """Serve the OpenAPI 3.1 document."""
+    return jsonify(openapi_document())
+
+
+@bp.get("/schemas/<name>.json")
+def schema(name: str) -> Response:
+    """Serve one JSON Schema."""
+    documents = current_app.extensions["referflow"].schemas.documents
+    if name not in documents:
+        raise NotFound(f"no schema {name}", code="schema_not_found")
+    return jsonify(documents[name])
+
+
+@bp.get("/healthz")
+def healthz() -> Response:
+    """Answer 200 when the database answers."""
+    db_session().execute(text("SELECT 1"))
+    return jsonify({"status": "ok"})
+
+
+def openapi_document() -> dict[str, Any]:
+    """Build the OpenAPI 3.1 document from the operation table."""
+    paths: dict[str, dict[str, Any]] = {}
+    for op in sorted(OPERATIONS, key=lambda o: (o.path, o.method)):
+        paths.setdefault(op.path, {})[op.method.lower()] = _operation(op)
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "referflow", "version": "1",
+                 "description": "Referral actions as JSON-schema endpoints."},
+        "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
+        "paths": paths,
+        "components": {
+            "securitySchemes": {
+                "apiKey": {"type": "http", "scheme": "bearer",
+                           "description": "A program API key"},
+                "adminToken": {"type": "http", "scheme": "bearer",
+                               "description": "REFERFLOW_ADMIN_TOKEN"},
+            },
+        },
+    }
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"/schemas/{name}.json"}
+
+
+def _operation(op: Operation) -> dict[str, Any]:
+    params = [{"name": part[1:-1], "in": "path", "required": True, "schema": {"type": "string"}}
+              for part in op.path.split("/") if part.startswith("{")]
+    params += [{"name": q, "in": "query", "required": False, "schema": {"type": "string"}}
+               for q in op.query]
+    out: dict[str, Any] = {"operationId": op.operation_id, "summary": op.summary,
+                           "tags": [op.tag], "parameters": params}
+    if op.method == "POST":
+        params.append({"name": "Idempotency-Key", "in": "header", "required": False,
+                       "schema": {"type": "string", "maxLength": 255},
+                       "description": "Same key and body replays the first response"})
+    if op.request:
+        out["requestBody"] = {"required": True,
+                              "content": {"application/json": {"schema": _ref(op.request)}}}
+    if op.auth != PUBLIC:
+        out["security"] = [{"adminToken" if op.auth == "admin" else "apiKey": []}]
+    ok: dict[str, Any] = {"description": "Success"}
+    if op.response:
+        ok["content"] = {"application/json": {"schema": _ref(op.response)}}
+    error = {"description": "Error", "content": {"application/json": {"schema": _ref("error")}}}
+    out["responses"] = {str(op.status): ok, "4XX": error}
+    return out

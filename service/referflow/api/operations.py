@@ -1,0 +1,203 @@
+"""The operation table: each view is declared once and becomes a route and an OpenAPI entry."""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import wraps
+from typing import Any
+
+from flask import Blueprint, Response, current_app, g, jsonify, request
+
+from referflow.actions import idempotency
+from referflow.actions.common import Actor, ProgramContext
+from referflow.actions.programs import program_for_key
+from referflow.domain.hashing import sha256_hex
+from referflow.domain.program import ProgramConfig
+from referflow.errors import BadRequest, Unauthorized, UnsupportedMediaType
+
+MAX_DEPTH = 16
+ADMIN, PROGRAM, PUBLIC = "admin", "program", "public"
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One public operation of the API."""
+
+    operation_id: str
+    method: str
+    rule: str
+    summary: str
+    auth: str
+    response: str | None
+    request: str | None = None
+    status: int = 200
+    tag: str = "referrals"
+    query: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def path(self) -> str:
+        """Return the OpenAPI path (``{name}`` instead of Flask's ``<name>``)."""
+        return self.rule.replace("<", "{").replace(">", "}")
+
+
+OPERATIONS: list[Operation] = []
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling: the admin, or a program through one of its API keys."""
+
+    actor: Actor
+    program: ProgramContext | None = None
+
+    @property
+    def ctx(self) -> ProgramContext:
+        """Return the program context (only for program-authenticated operations)."""
+        assert self.program is not None
+        return self.program
+
+
+View = Callable[..., Any]
+
+
+def operation(bp: Blueprint, operation_id: str, method: str, rule: str, *, summary: str,
+              response: str | None, request_schema: str | None = None, status: int = 200,
+              auth: str = PROGRAM, tag: str = "referrals",
+              query: tuple[str, ...] = ()) -> Callable[[View], View]:
+    """Declare an operation: route, auth, body validation, idempotency, JSON response."""
+    op = Operation(operation_id, method, rule, summary, auth, response, request_schema,
+                   status, tag, query)
+    OPERATIONS.append(op)
+
+    def decorate(fn: View) -> View:
+        @wraps(fn)
+        def view(**path_args: Any) -> Response:
+            caller = authenticate(op.auth)
+            body = parse_body(op.request) if op.request else None
+            if op.method == "POST" and request.headers.get("Idempotency-Key"):
+                return _idempotent(op, caller, body, lambda: fn(caller, body, **path_args))
+            returned = fn(caller, body, **path_args)
+            if isinstance(returned, Response):
+                return returned
+            return _respond(op, *_result(op, returned))
+
+        bp.add_url_rule(rule, endpoint=operation_id, view_func=view, methods=[method])
+        return view
+
+    return decorate
+
+
+def _result(op: Operation, returned: Any) -> tuple[dict[str, Any], int]:
+    """Views return a payload, or (payload, status) when the status varies."""
+    if isinstance(returned, tuple):
+        return returned[0], returned[1]
+    return returned, op.status
+
+
+def _respond(op: Operation, payload: dict[str, Any], status: int,
+             replayed: bool = False) -> Response:
+    services = current_app.extensions["referflow"]
+    if services.settings.validate_responses and op.response:
+        services.schemas.validate(op.response, payload)
+    response = jsonify(payload)
+    response.status_code = status
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+def _idempotent(op: Operation, caller: Caller, body: Any, run: Callable[[], Any]) -> Response:
+    key = request.headers["Idempotency-Key"].strip()
+    if not key or len(key) > 255:
+        raise BadRequest("Idempotency-Key must be 1-255 characters", code="invalid_idempotency_key")
+    scope = caller.program.id if caller.program else "admin"
+    fingerprint = sha256_hex(f"{op.operation_id}\n{request.path}\n"
+                             + json.dumps(body, sort_keys=True, separators=(",", ":")))
+    session = db_session()
+    stored = idempotency.lookup(session, scope, key, fingerprint)
+    if stored is not None:
+        return _respond(op, stored.body, stored.status, replayed=True)
+    payload, status = _result(op, run())
+    if 200 <= status < 300:
+        first = idempotency.store(session, scope, key, fingerprint,
+                                  idempotency.StoredResponse(status, payload))
+        if first.body != payload:
+            return _respond(op, first.body, first.status, replayed=True)
+    return _respond(op, payload, status)
+
+
+def db_session() -> Any:
+    """Return this request's database session (closed at teardown)."""
+    if "db_session" not in g:
+        g.db_session = current_app.extensions["referflow"].db.sessions()
+    return g.db_session
+
+
+def bearer_token() -> str:
+    """Return the bearer token of the request, or raise 401."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("send Authorization: Bearer <API key>", code="missing_credentials")
+    return token.strip()
+
+
+def authenticate(auth: str) -> Caller:
+    """Authenticate the request for an operation's auth kind."""
+    if auth == PUBLIC:
+        return Caller(Actor("public"))
+    services = current_app.extensions["referflow"]
+    token = bearer_token()
+    if auth == ADMIN:
+        if not hmac.compare_digest(token.encode(), services.settings.admin_token.encode()):
+            raise Unauthorized("invalid admin token", code="invalid_credentials")
+        return Caller(Actor("admin", "admin"))
+    found = program_for_key(db_session(), token)
+    if found is None:
+        raise Unauthorized("invalid API key", code="invalid_credentials")
+    program, key = found
+    ctx = ProgramContext(program, ProgramConfig.from_dict(program.config),
+                         services.settings.secret_key)
+    return Caller(Actor("api_key", key.id), ctx)
+
+
+def parse_body(schema: str) -> Any:
+    """Read, parse and validate the JSON body against ``schema``."""
+    raw = request.get_data(cache=True)
+    if not raw.strip():
+        data: Any = {}
+    else:
+        if request.mimetype != "application/json":
+            raise UnsupportedMediaType("send the body as application/json")
+        data = _loads(raw)
+    current_app.extensions["referflow"].schemas.validate(schema, data)
+    return data
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _loads(raw: bytes) -> Any:
+    try:
+        data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+    except RecursionError as exc:
+        raise BadRequest("the JSON body is nested too deeply", code="too_deep") from exc
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise BadRequest(f"the body is not valid JSON: {exc}", code="invalid_json") from exc
+    if _depth(data) > MAX_DEPTH:
+        raise BadRequest(f"the JSON body is nested deeper than {MAX_DEPTH}", code="too_deep")
+    return data
+
+
+def _depth(value: Any, level: int = 1) -> int:
+    if level > MAX_DEPTH:
+        return level
+    if isinstance(value, dict):
+        return max((_depth(v, level + 1) for v in value.values()), default=level)
+    if isinstance(value, list):
+        return max((_depth(v, level + 1) for v in value), default=level)
+    return level

@@ -1,0 +1,50 @@
+"""The application factory: settings -> storage -> jobs -> api."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Flask, g
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from referflow import api
+from referflow.config import Settings
+from referflow.contract import SchemaStore
+from referflow.storage.db import Database
+
+
+@dataclass
+class Services:
+    """The shared clients of one app, kept in ``app.extensions["referflow"]``."""
+
+    settings: Settings
+    db: Database
+    schemas: SchemaStore
+    jobs: Any = None
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Build the referflow Flask app."""
+    settings = settings or Settings.from_env()
+    app = Flask("referflow")
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    if settings.trust_proxy:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)  # type: ignore[method-assign]
+    services = Services(settings, Database(settings.database_url), SchemaStore())
+    app.extensions["referflow"] = services
+    app.teardown_appcontext(_close_session)
+    api.init_app(app)
+    from referflow.jobs import runner
+
+    services.jobs = runner.init_app(app)
+    logging.getLogger("referflow").setLevel(logging.INFO)
+    return app
+
+
+def _close_session(_exc: BaseException | None) -> None:
+    session = g.pop("db_session", None)
+    if session is not None:
+        session.close()

@@ -1,0 +1,175 @@
+"""The ``referflow`` command: serve, migrate, programs, keys, demo, sweep."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from referflow.config import DEFAULT_INSTANCE_DIR, Settings
+from referflow.errors import ApiError, ConfigurationError
+
+DEMO_CONFIG = {
+    "landing_url": "https://shop.example.com/welcome",
+    "currency": "USD",
+    "rewards": {"advocate": {"type": "gift_card", "amount": 2000},
+                "friend": {"type": "gift_card", "amount": 1000}},
+    "hold_days": 14,
+}
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except ConfigurationError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _emit(data: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+    else:
+        for key, value in data.items():
+            click.echo(f"{key}: {value}")
+
+
+@click.group()
+def main() -> None:
+    """referflow: a self-hosted referral-program engine."""
+
+
+@main.command()
+def migrate() -> None:
+    """Apply the database migrations (Alembic) up to the latest."""
+    from referflow.storage.migrate import upgrade
+
+    upgrade(_settings().database_url)
+    click.echo("database is up to date")
+
+
+@main.group()
+def programs() -> None:
+    """Manage programs."""
+
+
+def _create_program(settings: Settings, name: str, config: dict[str, Any]) -> dict[str, Any]:
+    from referflow.actions.programs import create_program
+    from referflow.contract import SchemaStore
+    from referflow.storage.db import Database
+
+    db = Database(settings.database_url)
+    try:
+        with db.session() as session:
+            program, key = create_program(session, SchemaStore(), name, config)
+            return {"program_id": program.id, "name": program.name, "api_key": key.secret,
+                    "config": program.config}
+    except ApiError as exc:
+        raise click.ClickException(f"{exc.code}: {exc.message}") from exc
+    finally:
+        db.dispose()
+
+
+@programs.command("create")
+@click.option("--name", required=True)
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False),
+              help="JSON file with the program config (program.schema.json)")
+@click.option("--landing-url", help="Shortcut when no --config is given")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON")
+def programs_create(name: str, config_path: str | None, landing_url: str | None,
+                    as_json: bool) -> None:
+    """Create a program and print it with its first API key."""
+    if config_path:
+        config = json.loads(Path(config_path).read_text())
+    else:
+        config = {**DEMO_CONFIG, "landing_url": landing_url or DEMO_CONFIG["landing_url"]}
+    _emit(_create_program(_settings(), name, config), as_json)
+
+
+@main.group()
+def keys() -> None:
+    """Manage API keys."""
+
+
+@keys.command("create")
+@click.option("--program", "program_id", required=True)
+@click.option("--label")
+@click.option("--json", "as_json", is_flag=True)
+def keys_create(program_id: str, label: str | None, as_json: bool) -> None:
+    """Create an API key for a program and print it (shown once)."""
+    from referflow.actions.programs import create_api_key
+    from referflow.storage.db import Database
+
+    db = Database(_settings().database_url)
+    try:
+        with db.session() as session:
+            key = create_api_key(session, program_id, label)
+            _emit({"program_id": program_id, "key_id": key.row.id, "api_key": key.secret},
+                  as_json)
+    except ApiError as exc:
+        raise click.ClickException(f"{exc.code}: {exc.message}") from exc
+    finally:
+        db.dispose()
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True)
+def demo(as_json: bool) -> None:
+    """Create a demo program and print its API key."""
+    _emit(_create_program(_settings(), "Demo program", DEMO_CONFIG), as_json)
+
+
+@main.command()
+def sweep() -> None:
+    """Run the periodic jobs once (release ended holds); safe to run from cron."""
+    from referflow.app import create_app
+    from referflow.jobs.runner import sweep as run_sweep
+
+    app = create_app(_settings())
+    click.echo(f"released {run_sweep(app.extensions['referflow'])} referral(s)")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, help="Default: $PORT or 8000")
+@click.option("--workers", type=int, default=2, show_default=True)
+@click.option("--threads", type=int, default=4, show_default=True)
+@click.option("--demo/--no-demo", "with_demo", default=True,
+              help="On the embedded default, create a demo program when there is none")
+def serve(host: str, port: int | None, workers: int, threads: int, with_demo: bool) -> None:
+    """Run the HTTP service under gunicorn (embedded default: migrate, demo, in-process jobs)."""
+    first_start = not (Path(DEFAULT_INSTANCE_DIR) / "secrets.json").exists()
+    settings = _settings()
+    if settings.embedded:
+        from referflow.storage.migrate import upgrade
+
+        upgrade(settings.database_url)
+        if first_start:
+            click.echo(f"admin token (kept in {DEFAULT_INSTANCE_DIR}/secrets.json): "
+                       f"{settings.admin_token}")
+        if with_demo and not _has_programs(settings):
+            click.echo("demo program created:")
+            _emit(_create_program(settings, "Demo program", DEMO_CONFIG), as_json=False)
+    from referflow.server import run
+
+    run(settings, host, port or settings.port, workers, threads)
+
+
+def _has_programs(settings: Settings) -> bool:
+    from sqlalchemy import select
+
+    from referflow.storage.db import Database
+    from referflow.storage.models import Program
+
+    db = Database(settings.database_url)
+    try:
+        with db.session() as session:
+            return session.scalar(select(Program.id).limit(1)) is not None
+    finally:
+        db.dispose()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,99 @@
+"""Settings: the only place that reads the environment."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from referflow.errors import ConfigurationError
+
+DEFAULT_INSTANCE_DIR = "instance"
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def _flag(env: dict[str, str], name: str, default: bool = False) -> bool:
+    raw = env.get(name)
+    return default if raw is None else raw.strip().lower() in _TRUE
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Runtime settings for one referflow process."""
+
+    database_url: str
+    redis_url: str | None
+    admin_token: str
+    secret_key: str
+    public_url: str | None = None
+    port: int = 8000
+    allow_private_webhook_urls: bool = False
+    trust_proxy: bool = False
+    max_body_bytes: int = 64 * 1024
+    validate_responses: bool = False
+    job_poll_seconds: float = 2.0
+    start_jobs: bool = True
+
+    @property
+    def embedded(self) -> bool:
+        """Tell whether this is the embedded default (SQLite, in-process jobs)."""
+        return self.database_url.startswith("sqlite")
+
+    def with_overrides(self, **changes: object) -> Settings:
+        """Return a copy with some fields replaced."""
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        """Build settings from the environment; generate secrets only for the embedded default."""
+        env = dict(os.environ if env is None else env)
+        instance = Path(env.get("REFERFLOW_INSTANCE_DIR", DEFAULT_INSTANCE_DIR))
+        database_url = env.get("DATABASE_URL") or f"sqlite:///{instance.resolve() / 'referflow.db'}"
+        embedded = database_url.startswith("sqlite")
+        admin_token = env.get("REFERFLOW_ADMIN_TOKEN", "")
+        secret_key = env.get("REFERFLOW_SECRET_KEY", "")
+        if not (admin_token and secret_key):
+            if not embedded:
+                raise ConfigurationError(
+                    "REFERFLOW_ADMIN_TOKEN and REFERFLOW_SECRET_KEY must be set when DATABASE_URL "
+                    "is not the embedded SQLite default"
+                )
+            stored = _embedded_secrets(instance)
+            admin_token = admin_token or stored["admin_token"]
+            secret_key = secret_key or stored["secret_key"]
+        return cls(
+            database_url=_normalise_db_url(database_url),
+            redis_url=env.get("REDIS_URL") or None,
+            admin_token=admin_token,
+            secret_key=secret_key,
+            public_url=(env.get("REFERFLOW_PUBLIC_URL") or "").rstrip("/") or None,
+            port=int(env.get("PORT", "8000")),
+            allow_private_webhook_urls=_flag(env, "REFERFLOW_ALLOW_PRIVATE_WEBHOOK_URLS"),
+            trust_proxy=_flag(env, "REFERFLOW_TRUST_PROXY"),
+            max_body_bytes=int(env.get("REFERFLOW_MAX_BODY_BYTES", str(64 * 1024))),
+            validate_responses=_flag(env, "REFERFLOW_VALIDATE_RESPONSES"),
+            start_jobs=_flag(env, "REFERFLOW_START_JOBS", default=True),
+        )
+
+
+def _normalise_db_url(url: str) -> str:
+    """Use psycopg 3 for plain postgres URLs."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def _embedded_secrets(instance: Path) -> dict[str, str]:
+    """Load or create the secrets file of the embedded default (mode 0600)."""
+    path = instance / "secrets.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    instance.mkdir(parents=True, exist_ok=True)
+    data = {"admin_token": "rfadm_" + secrets.token_urlsafe(24), "secret_key": secrets.token_hex(32)}
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(data, fh)
+    return data

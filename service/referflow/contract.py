@@ -1,0 +1,71 @@
+"""The published JSON Schemas (Draft 2020-12): loaded once, used to validate bodies."""
+
+from __future__ import annotations
+
+import json
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator, FormatChecker
+from referencing import Registry, Resource
+
+from referflow.domain.timeutil import parse_rfc3339
+from referflow.errors import ValidationFailed
+
+FORMATS = FormatChecker()
+
+
+@FORMATS.checks("date-time", raises=ValueError)
+def _is_rfc3339(value: object) -> bool:
+    """Accept only RFC 3339 timestamps with an explicit offset."""
+    if isinstance(value, str):
+        parse_rfc3339(value)
+    return True
+
+
+def schemas_dir() -> Path:
+    """Return the folder of the schemas: packaged copy first, then the source tree."""
+    packaged = Path(__file__).parent / "_schemas"
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parents[2] / "schemas"
+
+
+class SchemaStore:
+    """Every schema file by name, with validators that resolve cross-file $refs."""
+
+    def __init__(self, directory: Path | None = None):
+        self.directory = directory or schemas_dir()
+        self.documents: dict[str, dict[str, Any]] = {
+            path.name[: -len(".json")]: json.loads(path.read_text())
+            for path in sorted(self.directory.glob("*.json"))
+        }
+        self._validators: dict[str, Draft202012Validator] = {}
+
+    @cached_property
+    def registry(self) -> Registry:
+        """Return a registry holding every schema under its file name."""
+        resources = [(f"{name}.json", Resource.from_contents(doc))
+                     for name, doc in self.documents.items()]
+        return Registry().with_resources(resources)
+
+    def validator(self, name: str) -> Draft202012Validator:
+        """Return the cached validator of one schema."""
+        if name not in self._validators:
+            self._validators[name] = Draft202012Validator(
+                self.documents[name], registry=self.registry, format_checker=FORMATS
+            )
+        return self._validators[name]
+
+    def errors(self, name: str, data: Any) -> list[dict[str, str]]:
+        """Return the validation errors of ``data``, as ``{path, message}``, sorted by path."""
+        found = self.validator(name).iter_errors(data)
+        out = [{"path": "/" + "/".join(str(p) for p in err.absolute_path), "message": err.message}
+               for err in found]
+        return sorted(out, key=lambda e: (e["path"], e["message"]))
+
+    def validate(self, name: str, data: Any) -> None:
+        """Raise ValidationFailed when ``data`` does not match schema ``name``."""
+        errors = self.errors(name, data)
+        if errors:
+            first = errors[0]
+            raise ValidationFailed(f"{first['path']}: {first['message']}", errors=errors)

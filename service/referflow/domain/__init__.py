@@ -1,0 +1,1 @@
+"""Pure rules of referflow: no Flask, SQLAlchemy, requests or rq in here."""

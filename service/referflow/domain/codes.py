@@ -1,0 +1,43 @@
+"""Opaque ids, referral codes and gift-card codes."""
+
+from __future__ import annotations
+
+import re
+import secrets
+
+# No 0/O, 1/I/L, U: codes stay unambiguous when read aloud or typed from a screenshot.
+CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"
+REFERRAL_CODE_LENGTH = 8  # 30**8 ~ 6.6e11 codes: unguessable by enumeration at any sane rate
+GIFT_CARD_CODE_LENGTH = 16
+VANITY_RE = re.compile(r"^[A-Z0-9][A-Z0-9_-]{2,31}$")
+_ID_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def new_id(prefix: str) -> str:
+    """Return an opaque, random id like ``ref_8k2...`` (prefix + 20 base-36 chars)."""
+    return prefix + "_" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(20))
+
+
+def _random_code(length: int) -> str:
+    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(length))
+
+
+def new_referral_code() -> str:
+    """Return a random referral code."""
+    return _random_code(REFERRAL_CODE_LENGTH)
+
+
+def new_gift_card_code() -> str:
+    """Return a random gift-card code."""
+    return _random_code(GIFT_CARD_CODE_LENGTH)
+
+
+def normalise_code(raw: str) -> str:
+    """Normalise a code as typed by a person: trim, uppercase, drop spaces and dashes."""
+    return re.sub(r"[\s-]", "", raw.strip().upper())
+
+
+def normalise_vanity(raw: str) -> str | None:
+    """Return the vanity code in canonical form, or None when it is not allowed."""
+    code = raw.strip().upper()
+    return code if VANITY_RE.match(code) else None

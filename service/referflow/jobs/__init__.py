@@ -1,0 +1,1 @@
+"""Background work: the in-process runner (embedded default) and rq tasks."""

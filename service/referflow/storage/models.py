@@ -1,0 +1,234 @@
+"""Tables. Money is integer minor units + ISO currency; times are UTC; ids are opaque strings."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from referflow.domain.timeutil import utcnow
+from referflow.storage.types import BigIntPK, UTCDateTime
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """Declarative base with stable constraint names for migrations."""
+
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[Any]: JSON}
+
+
+def _now() -> datetime:
+    return utcnow()
+
+
+class Program(Base):
+    """A referral program: one tenant of an install."""
+
+    __tablename__ = "programs"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    config: Mapped[dict[str, Any]]
+    config_version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+
+
+class ProgramConfigVersion(Base):
+    """Every version a program's config has had, so decisions can cite the one they used."""
+
+    __tablename__ = "program_config_versions"
+    program_id: Mapped[str] = mapped_column(ForeignKey("programs.id"), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    config: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+
+
+class ApiKey(Base):
+    """A program API key; only its SHA-256 is stored."""
+
+    __tablename__ = "api_keys"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    program_id: Mapped[str] = mapped_column(ForeignKey("programs.id"), index=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    label: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+    revoked_at: Mapped[datetime | None]
+
+
+class Advocate(Base):
+    """A customer who refers others."""
+
+    __tablename__ = "advocates"
+    __table_args__ = (
+        UniqueConstraint("program_id", "external_id"),
+        Index(None, "program_id", "email_key"),
+    )
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    program_id: Mapped[str] = mapped_column(ForeignKey("programs.id"))
+    external_id: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(320))
+    email_key: Mapped[str | None] = mapped_column(String(64))
+    name: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+
+
+class ReferralCode(Base):
+    """A code that attributes referrals to an advocate; unique across the install."""
+
+    __tablename__ = "referral_codes"
+    code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    program_id: Mapped[str] = mapped_column(ForeignKey("programs.id"))
+    advocate_id: Mapped[str] = mapped_column(ForeignKey("advocates.id"), index=True)
+    vanity: Mapped[bool] = mapped_column(Boolean, default=False)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+
+
+class Click(Base):
+    """A visit of a share link; identifiers only as keyed hashes."""
+
+    __tablename__ = "clicks"
+    __table_args__ = (Index(None, "advocate_id", "created_at"),)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    program_id: Mapped[str] = mapped_column(ForeignKey("programs.id"))
+    advocate_id: Mapped[str] = mapped_column(ForeignKey("advocates.id"))
+    code: Mapped[str] = mapped_column(String(32))
+    channel: Mapped[str | None] = mapped_column(String(40))
+    ip_key: Mapped[str | None] = mapped_column(String(64))
+    net_key: Mapped[str | None] = mapped_column(String(64))
+    ua_key: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+
+
+class Referral(Base):
+    """A friend referred by an advocate, and where that referral stands."""
+
+    __tablename__ = "referrals"
+    __table_args__ = (
+        UniqueConstraint("program_id", "friend_external_id"),
+        Index(None, "advocate_id", "created_at"),
+        Index(None, "status", "hold_until"),
+        Index(None, "program_id", "friend_email_key"),
+    )
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    program_id: Mapped[str] = mapped_column(ForeignKey("programs.id"))
+    advocate_id: Mapped[str] = mapped_column(ForeignKey("advocates.id"))
+    code: Mapped[str] = mapped_column(String(32))
+    click_id: Mapped[str | None] = mapped_column(String(32))
+    friend_external_id: Mapped[str] = mapped_column(String(200))
+    friend_email: Mapped[str | None] = mapped_column(String(320))
+    friend_email_key: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    reasons: Mapped[list[Any]] = mapped_column(default=list)
+    qualifying_event_id: Mapped[str | None] = mapped_column(String(200))
+    qualified_amount: Mapped[int | None] = mapped_column(BigInteger)
+    qualified_currency: Mapped[str | None] = mapped_column(String(3))
+    qualified_at: Mapped[datetime | None]
+    hold_until: Mapped[datetime | None]
+    approved_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+    updated_at: Mapped[datetime] = mapped_column(default=_now)
+
+
+class ReferralHistory(Base):
+    """Append-only history of a referral: inputs, rules, state changes, actors."""
+
+    __tablename__ = "referral_history"
+    __table_args__ = (Index(None, "referral_id", "id"),)
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    referral_id: Mapped[str] = mapped_column(ForeignKey("referrals.id"))
+    program_id: Mapped[str] = mapped_column(String(32), index=True)
+    at: Mapped[datetime] = mapped_column(default=_now)
+    action: Mapped[str] = mapped_column(String(40))
+    actor_type: Mapped[str] = mapped_column(String(20))
+    actor_id: Mapped[str | None] = mapped_column(String(200))
+    from_status: Mapped[str | None] = mapped_column(String(16))
+    to_status: Mapped[str | None] = mapped_column(String(16))
+    reasons: Mapped[list[Any]] = mapped_column(default=list)
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    config_version: Mapped[int | None] = mapped_column(Integer)
+
+
+class ProcessedEvent(Base):
+    """An external event already acted on (dedupe key per program and source)."""
+
+    __tablename__ = "processed_events"
+    __table_args__ = (UniqueConstraint("program_id", "source", "event_id"),)
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    program_id: Mapped[str] = mapped_column(String(32))
+    source: Mapped[str] = mapped_column(String(40))
+    event_id: Mapped[str] = mapped_column(String(255))
+    referral_id: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+
+
+class GiftCard(Base):
+    """A gift card of referflow's own ledger."""
+
+    __tablename__ = "gift_cards"
+    __table_args__ = (
+        UniqueConstraint("referral_id", "side"),
+        Index(None, "program_id", "advocate_id"),
+    )
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    program_id: Mapped[str] = mapped_column(ForeignKey("programs.id"))
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    referral_id: Mapped[str | None] = mapped_column(ForeignKey("referrals.id"))
+    advocate_id: Mapped[str | None] = mapped_column(ForeignKey("advocates.id"))
+    side: Mapped[str] = mapped_column(String(16))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    balance: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16))
+    expires_at: Mapped[datetime]
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+
+
+class GiftCardEntry(Base):
+    """One append-only movement on a gift card (issue, redeem, void)."""
+
+    __tablename__ = "gift_card_entries"
+    __table_args__ = (Index(None, "gift_card_id", "id"),)
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    gift_card_id: Mapped[str] = mapped_column(ForeignKey("gift_cards.id"))
+    program_id: Mapped[str] = mapped_column(String(32), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    balance_after: Mapped[int] = mapped_column(BigInteger)
+    reference: Mapped[str | None] = mapped_column(String(255))
+    actor: Mapped[str | None] = mapped_column(String(200))
+    at: Mapped[datetime] = mapped_column(default=_now)
+
+
+class IdempotencyRecord(Base):
+    """The first response to a POST sent with an Idempotency-Key."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (UniqueConstraint("scope", "key"),)
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    scope: Mapped[str] = mapped_column(String(64))
+    key: Mapped[str] = mapped_column(String(255))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int] = mapped_column(Integer)
+    response: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(default=_now)
