@@ -7,13 +7,24 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from jsonschema import Draft202012Validator, FormatChecker
+from jsonschema import Draft202012Validator, FormatChecker, validators
 from referencing import Registry, Resource
 
 from referflow.domain.timeutil import parse_rfc3339
 from referflow.errors import ValidationFailed
 
 FORMATS = FormatChecker()
+
+
+def _strict_integer(_checker: object, value: object) -> bool:
+    # JSON Schema counts 1000.0 as an integer; money in minor units must be a real integer.
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+StrictValidator = validators.extend(
+    Draft202012Validator,
+    type_checker=Draft202012Validator.TYPE_CHECKER.redefine("integer", _strict_integer),
+)
 
 
 @FORMATS.checks("date-time", raises=ValueError)
@@ -39,7 +50,7 @@ class SchemaStore:
             path.name[: -len(".json")]: json.loads(path.read_text())
             for path in sorted(self.directory.glob("*.json"))
         }
-        self._validators: dict[str, Draft202012Validator] = {}
+        self._validators: dict[str, Any] = {}
 
     @cached_property
     def registry(self) -> Registry:
@@ -48,10 +59,10 @@ class SchemaStore:
                      for name, doc in self.documents.items()]
         return Registry().with_resources(resources)
 
-    def validator(self, name: str) -> Draft202012Validator:
+    def validator(self, name: str) -> Any:
         """Return the cached validator of one schema."""
         if name not in self._validators:
-            self._validators[name] = Draft202012Validator(
+            self._validators[name] = StrictValidator(
                 self.documents[name], registry=self.registry, format_checker=FORMATS
             )
         return self._validators[name]

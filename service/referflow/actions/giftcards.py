@@ -129,6 +129,12 @@ def get_card(session: Session, ctx: ProgramContext, raw_code: str) -> GiftCard:
     return card
 
 
+def entries_of(session: Session, card: GiftCard) -> list[GiftCardEntry]:
+    """Return a card's ledger entries, oldest first."""
+    return list(session.scalars(select(GiftCardEntry).where(GiftCardEntry.gift_card_id == card.id)
+                                .order_by(GiftCardEntry.id)))
+
+
 def redeem_gift_card(session: Session, ctx: ProgramContext, raw_code: str,
                      body: dict[str, Any], actor: Actor) -> GiftCard:
     """Take ``amount`` off a card's balance; never overdraws, even under concurrent calls."""

@@ -51,7 +51,7 @@ def _create_link(session: Session, ctx: ProgramContext, body: dict[str, Any]) ->
         advocate = Advocate(id=new_id("adv"), program_id=ctx.id,
                             external_id=person["external_id"])
         session.add(advocate)
-    advocate.email = person["email"]
+    advocate.email = person["email"].strip()
     advocate.email_key = keyed_hash(ctx.secret, "email", normalise_email(person["email"]))
     advocate.name = person.get("name", advocate.name)
     session.flush()

@@ -89,7 +89,7 @@ def _create_referral(session: Session, ctx: ProgramContext, body: dict[str, Any]
     referral = Referral(
         id=new_id("ref"), program_id=ctx.id, advocate_id=advocate.id, code=code.code,
         click_id=click.id if click else None, friend_external_id=friend["external_id"],
-        friend_email=friend["email"], friend_email_key=email_key, status=status,
+        friend_email=friend["email"].strip(), friend_email_key=email_key, status=status,
         reasons=signals, created_at=facts.now, updated_at=facts.now,
     )
     session.add(referral)

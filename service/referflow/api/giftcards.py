@@ -30,6 +30,8 @@ def redeem_gift_card(caller: Caller, body: dict[str, Any], code: str) -> dict[st
 
 
 @operation(bp, "getGiftCard", "GET", "/v1/gift-cards/<code>", tag="rewards",
-           summary="Read a gift card and its balance", response="gift-card")
+           summary="Read a gift card, its balance and its ledger entries", response="gift-card")
 def get_gift_card(caller: Caller, body: None, code: str) -> dict[str, Any]:
-    return payloads.gift_card(giftcards.get_card(db_session(), caller.ctx, code))
+    session = db_session()
+    card = giftcards.get_card(session, caller.ctx, code)
+    return payloads.gift_card_with_entries(card, giftcards.entries_of(session, card))

@@ -11,6 +11,7 @@ from referflow.storage.models import (
     Advocate,
     ApiKey,
     GiftCard,
+    GiftCardEntry,
     Program,
     Referral,
     ReferralCode,
@@ -99,6 +100,13 @@ def gift_card(row: GiftCard) -> dict[str, Any]:
             "currency": row.currency, "status": status, "expires_at": to_rfc3339(row.expires_at),
             "side": row.side, "referral_id": row.referral_id, "advocate_id": row.advocate_id,
             "created_at": to_rfc3339(row.created_at)}
+
+
+def gift_card_with_entries(row: GiftCard, entries: list[GiftCardEntry]) -> dict[str, Any]:
+    """Dump a gift card with its ledger entries."""
+    return {**gift_card(row), "entries": [
+        {"kind": e.kind, "amount": e.amount, "balance_after": e.balance_after,
+         "at": to_rfc3339(e.at), "reference": e.reference} for e in entries]}
 
 
 def gift_cards_issued(cards: list[GiftCard]) -> dict[str, Any]:

@@ -1,0 +1,146 @@
+"""Fixtures: a migrated database per test session, a fresh app per test, API helpers.
+
+TEST_DATABASE_URL picks the backend: unset = a SQLite file; a postgresql URL = a fresh
+database created next to the one named (dropped at the end).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from referflow.app import create_app
+from referflow.config import Settings
+from referflow.storage.migrate import upgrade
+from referflow.storage.models import Base
+
+ADMIN_TOKEN = "test-admin-token"
+SECRET_KEY = "test-secret-key"
+
+
+def _postgres_database(base_url: str) -> tuple[str, Any]:
+    name = f"referflow_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(base_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = base_url.rsplit("/", 1)[0] + "/" + name
+
+    def drop() -> None:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    return url, drop
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Return the URL of a freshly migrated database for this test session."""
+    base = os.environ.get("TEST_DATABASE_URL", "")
+    if base.startswith("postgres"):
+        base = base.replace("postgresql://", "postgresql+psycopg://", 1)
+        url, drop = _postgres_database(base)
+    else:
+        url, drop = f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}", lambda: None
+    upgrade(url)
+    yield url
+    drop()
+
+
+def _clear(url: str) -> None:
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+            conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        else:
+            for table in reversed(Base.metadata.sorted_tables):
+                conn.execute(table.delete())
+    engine.dispose()
+
+
+@pytest.fixture()
+def settings(database_url: str) -> Settings:
+    """Return test settings: validated responses, no background threads."""
+    _clear(database_url)
+    return Settings(database_url=database_url, redis_url=None, admin_token=ADMIN_TOKEN,
+                    secret_key=SECRET_KEY, public_url="https://refer.example.test",
+                    validate_responses=True, start_jobs=False,
+                    allow_private_webhook_urls=True)
+
+
+@pytest.fixture()
+def app(settings: Settings) -> Iterator[Any]:
+    """Build the app through the real factory."""
+    application = create_app(settings)
+    application.testing = True
+    yield application
+    application.extensions["referflow"].db.dispose()
+
+
+@pytest.fixture()
+def client(app: Any) -> Any:
+    """Return a Flask test client."""
+    return app.test_client()
+
+
+class Api:
+    """A test client that speaks for one program (or the admin)."""
+
+    def __init__(self, client: Any, token: str):
+        self.client = client
+        self.token = token
+
+    def headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}", **(extra or {})}
+
+    def post(self, path: str, body: Any = None, **headers: str) -> Any:
+        return self.client.post(path, json=body, headers=self.headers(headers))
+
+    def put(self, path: str, body: Any = None) -> Any:
+        return self.client.put(path, json=body, headers=self.headers())
+
+    def get(self, path: str) -> Any:
+        return self.client.get(path, headers=self.headers())
+
+
+PROGRAM_CONFIG: dict[str, Any] = {
+    "landing_url": "https://shop.example.test/welcome?utm_source=referral",
+    "currency": "EUR",
+    "rewards": {"advocate": {"type": "gift_card", "amount": 2500},
+                "friend": {"type": "gift_card", "amount": 1000}},
+    "hold_days": 14,
+}
+
+
+def make_program(client: Any, config: dict[str, Any] | None = None, name: str = "Acme") -> Api:
+    """Create a program through the admin API and return its API helper."""
+    admin = Api(client, ADMIN_TOKEN)
+    response = admin.post("/v1/admin/programs", {"name": name, "config": config or PROGRAM_CONFIG})
+    assert response.status_code == 201, response.get_json()
+    api = Api(client, response.get_json()["api_key"]["key"])
+    api.program_id = response.get_json()["program"]["id"]  # type: ignore[attr-defined]
+    return api
+
+
+@pytest.fixture()
+def admin(client: Any) -> Api:
+    """Return the admin API helper."""
+    return Api(client, ADMIN_TOKEN)
+
+
+@pytest.fixture()
+def api(client: Any) -> Api:
+    """Return the API helper of a fresh program (two-sided, 14 hold days, EUR)."""
+    return make_program(client)
+
+
+def unique(prefix: str) -> str:
+    """Return a unique external id."""
+    return f"{prefix}_{secrets.token_hex(4)}"
