@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.helpers import link
@@ -63,8 +65,8 @@ def test_out_of_range_amounts_are_refused(api, amount):
 
 def test_oversize_body_is_413(client, api):
     padding = "x" * (70 * 1024)
-    data = ('{"code": "ABCD2345", "friend": {"external_id": "%s", "email": "f@x.test"}}'
-            % padding).encode()
+    data = json.dumps({"code": "ABCD2345", "friend": {"external_id": padding,
+                                                      "email": "f@x.test"}}).encode()
     response = _post_raw(client, api.token, CLAIM, data)
     assert response.status_code == 413
     assert response.get_json()["code"] == "payload_too_large"

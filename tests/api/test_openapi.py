@@ -21,7 +21,7 @@ def test_openapi_lists_every_contract_operation(client):
     assert doc["openapi"] == "3.1.0"
     ids = [op["operationId"] for path in doc["paths"].values() for op in path.values()]
     assert len(ids) == len(set(ids))
-    assert CONTRACT_OPERATIONS <= set(ids)
+    assert set(ids) >= CONTRACT_OPERATIONS
 
 
 def test_every_schema_reference_is_served_and_valid(client):

@@ -58,7 +58,7 @@ def _resolve_code(session: Session, ctx: ProgramContext,
                                                    Click.program_id == ctx.id))
         if click is None and "code" not in body:
             raise NotFound("unknown click id", code="unknown_click")
-    raw = body["code"] if "code" in body else click.code  # type: ignore[union-attr]
+    raw = body.get("code") or (click.code if click else "")
     code = session.get(ReferralCode, normalise_code(raw)[:32])
     if code is None or code.program_id != ctx.id:
         raise NotFound("unknown referral code", code="unknown_code")

@@ -1,0 +1,64 @@
+"""A real referflow under gunicorn on loopback, for tests that need processes and sockets."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import requests
+
+from tests.conftest import ADMIN_TOKEN, SECRET_KEY
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def service_env(database_url: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("REFERFLOW_", "REDIS_URL"))}
+    env.update({"DATABASE_URL": database_url, "REFERFLOW_ADMIN_TOKEN": ADMIN_TOKEN,
+                "REFERFLOW_SECRET_KEY": SECRET_KEY, **extra})
+    return env
+
+
+@contextmanager
+def live_server(database_url: str, tmp: Path, workers: int = 2, threads: int = 8,
+                **env: str) -> Iterator[str]:
+    """Run ``referflow serve`` and yield its base URL; stop it afterwards."""
+    port = free_port()
+    log = (tmp / f"server-{port}.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "referflow.cli", "serve", "--host", "127.0.0.1", "--port",
+         str(port), "--workers", str(workers), "--threads", str(threads), "--no-demo"],
+        env=service_env(database_url, REFERFLOW_INSTANCE_DIR=str(tmp), **env), cwd=tmp,
+        stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(base, proc)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
+
+
+def _wait_healthy(base: str, proc: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            if requests.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError("server did not become healthy")

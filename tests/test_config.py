@@ -1,0 +1,35 @@
+"""Settings come from the environment; production refuses to start without secrets."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from referflow.config import Settings
+from referflow.errors import ConfigurationError
+
+
+def test_embedded_default_generates_and_keeps_secrets(tmp_path):
+    env = {"REFERFLOW_INSTANCE_DIR": str(tmp_path)}
+    first = Settings.from_env(env)
+    second = Settings.from_env(env)
+    assert first.embedded and first.database_url.startswith("sqlite:///")
+    assert first.admin_token == second.admin_token and len(first.secret_key) == 64
+    assert (tmp_path / "secrets.json").stat().st_mode & 0o077 == 0
+    assert json.loads((tmp_path / "secrets.json").read_text())["admin_token"] == first.admin_token
+
+
+def test_production_without_secrets_fails_clearly(tmp_path):
+    with pytest.raises(ConfigurationError, match="REFERFLOW_ADMIN_TOKEN"):
+        Settings.from_env({"DATABASE_URL": "postgresql://db/x",
+                           "REFERFLOW_INSTANCE_DIR": str(tmp_path)})
+
+
+def test_postgres_urls_use_psycopg3():
+    settings = Settings.from_env({"DATABASE_URL": "postgres://u@h/db", "REDIS_URL": "redis://r",
+                                  "REFERFLOW_ADMIN_TOKEN": "a", "REFERFLOW_SECRET_KEY": "s",
+                                  "REFERFLOW_ALLOW_PRIVATE_WEBHOOK_URLS": "true"})
+    assert settings.database_url == "postgresql+psycopg://u@h/db"
+    assert settings.redis_url == "redis://r" and not settings.embedded
+    assert settings.allow_private_webhook_urls
