@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from functools import wraps
+from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
 
 from referflow.domain.program import ProgramConfig
 from referflow.domain.timeutil import utcnow
-from referflow.errors import NotFound
+from referflow.errors import Conflict, NotFound
 from referflow.storage.models import Program, Referral, ReferralHistory
 
 
@@ -41,6 +44,29 @@ class ProgramContext:
     def id(self) -> str:
         """Return the program id."""
         return self.program.id
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+ATTEMPTS = 4
+
+
+def retry_on_concurrent_update(fn: Callable[P, R]) -> Callable[P, R]:
+    """Run a use case again when another request changed the same referral first."""
+
+    @wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        session = args[0]
+        assert isinstance(session, Session)
+        for _ in range(ATTEMPTS):
+            try:
+                return fn(*args, **kwargs)
+            except StaleDataError:
+                session.rollback()
+        raise Conflict("the referral kept changing concurrently; try again",
+                       code="concurrent_update")
+
+    return wrapper
 
 
 def load_program(session: Session, program_id: str, secret: str) -> ProgramContext:

@@ -9,7 +9,13 @@ from sqlalchemy import case, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from referflow.actions.common import Actor, ProgramContext, get_referral_row, move
+from referflow.actions.common import (
+    Actor,
+    ProgramContext,
+    get_referral_row,
+    move,
+    retry_on_concurrent_update,
+)
 from referflow.actions.links import get_advocate
 from referflow.actions.referrals import release_if_due
 from referflow.domain import referral as states
@@ -49,6 +55,7 @@ def _sides(ctx: ProgramContext, requested: str | None) -> list[str]:
     return [requested]
 
 
+@retry_on_concurrent_update
 def _issue_for_referral(session: Session, ctx: ProgramContext, body: dict[str, Any],
                         actor: Actor) -> list[GiftCard]:
     referral = get_referral_row(session, ctx, body["referral_id"])

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
 
 from referflow.actions.common import (
     SYSTEM,
@@ -18,6 +19,7 @@ from referflow.actions.common import (
     move,
     reason,
     record,
+    retry_on_concurrent_update,
 )
 from referflow.domain import fraud
 from referflow.domain import referral as states
@@ -127,6 +129,7 @@ def _first_time(session: Session, ctx: ProgramContext, source: str, event_id: st
     return True
 
 
+@retry_on_concurrent_update
 def qualify_referral(session: Session, ctx: ProgramContext, body: dict[str, Any],
                      actor: Actor) -> Referral:
     """Apply a qualifying event (first order / paid invoice); a repeated event id does nothing."""
@@ -179,6 +182,7 @@ def _apply_qualification(session: Session, ctx: ProgramContext, referral: Referr
         "hold_until": to_rfc3339(decision.hold_until)})
 
 
+@retry_on_concurrent_update
 def reverse_referral(session: Session, ctx: ProgramContext, referral_id: str,
                      body: dict[str, Any], actor: Actor) -> Referral:
     """Reverse a referral after a refund or chargeback; void unredeemed rewards, record the loss."""
@@ -211,18 +215,15 @@ def release_if_due(session: Session, ctx: ProgramContext, referral: Referral,
     now = now or utcnow()
     if referral.status != states.HELD or referral.hold_until is None or referral.hold_until > now:
         return False
-    result = session.execute(
-        update(Referral).where(Referral.id == referral.id, Referral.status == states.HELD)
-        .values(status=states.APPROVED, approved_at=now, updated_at=now)
-        .execution_options(synchronize_session=False))
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    referral.approved_at = now
+    move(session, ctx, referral, states.APPROVED, "hold_released", SYSTEM,
+         data={"hold_until": to_rfc3339(referral.hold_until)})
+    try:
+        session.commit()
+    except StaleDataError:  # someone else released (or reversed) it first
         session.rollback()
         session.refresh(referral)
         return False
-    referral.status, referral.approved_at, referral.updated_at = states.APPROVED, now, now
-    record(session, ctx, referral, "hold_released", SYSTEM, from_status=states.HELD,
-           data={"hold_until": to_rfc3339(referral.hold_until)})
-    session.commit()
     return True
 
 

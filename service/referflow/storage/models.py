@@ -147,6 +147,9 @@ class Referral(Base):
     approved_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=_now)
     updated_at: Mapped[datetime] = mapped_column(default=_now)
+    # Optimistic lock: a concurrent change of the same referral fails its flush (StaleDataError).
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    __mapper_args__ = {"version_id_col": version}
 
 
 class ReferralHistory(Base):

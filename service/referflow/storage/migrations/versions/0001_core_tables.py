@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 15:19:37.738103
+Create Date: 2026-11-23 15:28:53.986092
 """
 
 from __future__ import annotations
@@ -137,6 +137,7 @@ def upgrade() -> None:
     sa.Column('approved_at', referflow.storage.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('created_at', referflow.storage.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', referflow.storage.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('version', sa.Integer(), nullable=False),
     sa.ForeignKeyConstraint(['advocate_id'], ['advocates.id'], name=op.f('fk_referrals_advocate_id_advocates')),
     sa.ForeignKeyConstraint(['program_id'], ['programs.id'], name=op.f('fk_referrals_program_id_programs')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_referrals')),
