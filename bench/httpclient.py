@@ -26,6 +26,14 @@ class Connection:
         self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
 
     async def post(self, path: str, body: dict[str, Any]) -> tuple[int, Any]:
+        for _ in range(2):
+            try:
+                return await self._post(path, body)
+            except (ConnectionError, IndexError, asyncio.IncompleteReadError):
+                await self.open()  # the server closed the keep-alive connection: reconnect
+        return await self._post(path, body)
+
+    async def _post(self, path: str, body: dict[str, Any]) -> tuple[int, Any]:
         payload = json.dumps(body).encode()
         head = (f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: application/json\r\n"
                 f"Content-Length: {len(payload)}\r\n")
@@ -35,12 +43,16 @@ class Connection:
         self.writer.write(head.encode() + b"\r\n" + payload)
         await self.writer.drain()
         status_line = await self.reader.readline()
-        length = 0
+        length, close = 0, False
         while (line := await self.reader.readline()) not in (b"\r\n", b""):
             name, _, value = line.decode().partition(":")
             if name.lower() == "content-length":
                 length = int(value)
+            if name.lower() == "connection" and value.strip().lower() == "close":
+                close = True
         data = await self.reader.readexactly(length)
+        if close:
+            await self.open()
         return int(status_line.split()[1]), json.loads(data) if data else None
 
     async def close(self) -> None:

@@ -35,7 +35,7 @@ from referflow.storage.models import Advocate, Referral  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 ADMIN = "bench-admin-" + secrets.token_hex(8)
 PG_BASE = os.environ.get("BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-WORKERS, THREADS = 2, 4
+WORKERS, THREADS = int(os.environ.get("BENCH_WORKERS", 2)), int(os.environ.get("BENCH_THREADS", 4))
 
 
 def free_port() -> int:
@@ -53,9 +53,9 @@ def served(cmd: list[str], port: int, env: dict[str, str], cwd: Path):
     try:
         for _ in range(300):
             try:
-                requests.get(f"http://127.0.0.1:{port}/healthz", timeout=0.5)
+                requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
                 break
-            except requests.ConnectionError:
+            except requests.RequestException:
                 time.sleep(0.1)
         yield
     finally:

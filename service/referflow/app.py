@@ -10,6 +10,7 @@ from flask import Flask, g
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from referflow import api
+from referflow.api.keycache import KeyCache
 from referflow.config import Settings
 from referflow.contract import SchemaStore
 from referflow.storage.db import Database
@@ -22,6 +23,7 @@ class Services:
     settings: Settings
     db: Database
     schemas: SchemaStore
+    keys: KeyCache
     jobs: Any = None
 
 
@@ -33,7 +35,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
     if settings.trust_proxy:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)  # type: ignore[method-assign]
-    services = Services(settings, Database(settings.database_url), SchemaStore())
+    services = Services(settings, Database(settings.database_url), SchemaStore(), KeyCache())
     app.extensions["referflow"] = services
     app.teardown_appcontext(_close_session)
     api.init_app(app)

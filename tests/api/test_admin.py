@@ -68,5 +68,6 @@ def test_updating_the_config_bumps_its_version(api):
     assert updated.status_code == 200
     assert updated.get_json()["config_version"] == 2
     assert updated.get_json()["config"]["hold_days"] == 30
+    assert api.get("/v1/program").get_json()["config_version"] == 2  # no stale cached config
     same = api.put("/v1/program/config", {"config": {**PROGRAM_CONFIG, "hold_days": 30}})
     assert same.get_json()["config_version"] == 2

@@ -89,10 +89,13 @@ def program_for_key(session: Session, secret: str) -> tuple[Program, ApiKey] | N
     return (program, row) if program is not None else None
 
 
-def update_config(session: Session, schemas: SchemaStore, program: Program,
+def update_config(session: Session, schemas: SchemaStore, program_id: str,
                   raw_config: dict[str, Any]) -> Program:
     """Replace a program's config, keeping every earlier version."""
     config = normalised_config(schemas, raw_config)
+    program = session.get(Program, program_id, with_for_update=True)
+    if program is None:
+        raise NotFound(f"program {program_id} not found", code="program_not_found")
     if config != program.config:
         program.config = config
         program.config_version += 1

@@ -43,5 +43,7 @@ def get_program(caller: Caller, body: None) -> dict[str, Any]:
            summary="Replace the program's config (a new config version)",
            request_schema="update-program-config.request", response="program")
 def update_program_config(caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
-    program = programs.update_config(db_session(), _schemas(), caller.ctx.program, body["config"])
+    session = db_session()
+    program = programs.update_config(session, _schemas(), caller.ctx.id, body["config"])
+    current_app.extensions["referflow"].keys.forget_program(program.id)
     return payloads.program(program)

@@ -155,13 +155,17 @@ def authenticate(auth: str) -> Caller:
         if not hmac.compare_digest(token.encode(), services.settings.admin_token.encode()):
             raise Unauthorized("invalid admin token", code="invalid_credentials")
         return Caller(Actor("admin", "admin"))
-    found = program_for_key(db_session(), token)
-    if found is None:
-        raise Unauthorized("invalid API key", code="invalid_credentials")
-    program, key = found
-    ctx = ProgramContext(program, ProgramConfig.from_dict(program.config),
+    key_hash = sha256_hex(token)
+    cached = services.keys.get(key_hash)
+    if cached is None:
+        found = program_for_key(db_session(), token)
+        if found is None:
+            raise Unauthorized("invalid API key", code="invalid_credentials")
+        services.keys.put(key_hash, found[0], found[1].id)
+        cached = services.keys.get(key_hash)
+    ctx = ProgramContext(cached.program, ProgramConfig.from_dict(cached.program.config),
                          services.settings.secret_key)
-    return Caller(Actor("api_key", key.id), ctx)
+    return Caller(Actor("api_key", cached.key_id), ctx)
 
 
 def parse_body(schema: str) -> Any:
