@@ -45,6 +45,18 @@ def qualify(api: Api, referral_id: str, expect: int = 200, **event_args: Any) ->
     return response.get_json()
 
 
+def expire_hold(app: Any, referral_id: str, seconds_ago: float = 1) -> None:
+    """Move a held referral's hold end into the past, as if the time had passed."""
+    from sqlalchemy import update
+
+    from referflow.storage.models import Referral
+
+    with app.extensions["referflow"].db.session() as session:
+        session.execute(update(Referral).where(Referral.id == referral_id).values(
+            hold_until=datetime.now(UTC) - timedelta(seconds=seconds_ago)))
+        session.commit()
+
+
 def approved_referral(api: Api) -> dict[str, Any]:
     """Drive a fresh referral to approved (qualifying event older than the hold)."""
     code = link(api)["code"]

@@ -114,6 +114,38 @@ def keys_create(program_id: str, label: str | None, as_json: bool) -> None:
         db.dispose()
 
 
+@main.group()
+def customers() -> None:
+    """Manage known (existing) customers."""
+
+
+@customers.command("import")
+@click.option("--program", "program_id", required=True)
+@click.argument("csv_file", type=click.File("r"))
+def customers_import(program_id: str, csv_file: Any) -> None:
+    """Import existing customers from a CSV with columns external_id and/or email."""
+    import csv
+
+    from referflow.actions.common import load_program
+    from referflow.actions.customers import import_customers
+    from referflow.storage.db import Database
+
+    rows = [{k: v.strip() for k, v in row.items() if k in ("external_id", "email") and v
+             and v.strip()} for row in csv.DictReader(csv_file)]
+    rows = [row for row in rows if row]
+    settings = _settings()
+    db = Database(settings.database_url)
+    try:
+        with db.session() as session:
+            ctx = load_program(session, program_id, settings.secret_key)
+            added = import_customers(session, ctx, rows, source="cli")
+    except ApiError as exc:
+        raise click.ClickException(f"{exc.code}: {exc.message}") from exc
+    finally:
+        db.dispose()
+    click.echo(f"read {len(rows)} customer(s), {added} new")
+
+
 @main.command()
 @click.option("--json", "as_json", is_flag=True)
 def demo(as_json: bool) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from tests.conftest import make_program, unique
-from tests.helpers import approved_referral, claim, event, link, qualify
+from tests.helpers import approved_referral, claim, event, expire_hold, link, qualify
 
 
 def test_claim_creates_a_pending_referral_attributed_to_the_advocate(api):
@@ -127,9 +127,16 @@ def test_a_rejected_referral_cannot_qualify(api):
     assert qualify(api, referral["id"])["status"] == "rejected"
 
 
-def test_held_referral_is_approved_once_the_hold_has_passed(api):
+def test_an_event_older_than_the_hold_approves_at_once(api):
     referral = claim(api, link(api)["code"])
-    qualify(api, referral["id"], at=datetime.now(UTC) - timedelta(days=14, seconds=1))
+    got = qualify(api, referral["id"], at=datetime.now(UTC) - timedelta(days=14, seconds=1))
+    assert got["status"] == "approved"
+
+
+def test_held_referral_is_approved_once_the_hold_has_passed(api, app):
+    referral = claim(api, link(api)["code"])
+    qualify(api, referral["id"])
+    expire_hold(app, referral["id"])
     got = api.get(f"/v1/referrals/{referral['id']}").get_json()
     assert got["status"] == "approved"
     assert got["history"][-1]["action"] == "hold_released"
@@ -146,7 +153,8 @@ def test_the_sweep_releases_due_holds(api, app):
     from referflow.jobs.runner import sweep
 
     due = claim(api, link(api)["code"])
-    qualify(api, due["id"], at=datetime.now(UTC) - timedelta(days=15))
+    qualify(api, due["id"])
+    expire_hold(app, due["id"])
     not_due = claim(api, link(api)["code"])
     qualify(api, not_due["id"])
     assert sweep(app.extensions["referflow"]) == 1
@@ -206,8 +214,8 @@ def test_history_tells_every_change_with_actor_and_config_version(api):
     api.post("/v1/gift-cards", {"referral_id": referral["id"]})
     history = api.get(f"/v1/referrals/{referral['id']}").get_json()["history"]
     assert [(h["action"], h["from_status"], h["to_status"]) for h in history] == [
-        ("claimed", None, "pending"), ("qualified", "pending", "held"),
-        ("hold_released", "held", "approved"), ("rewarded", "approved", "rewarded")]
+        ("claimed", None, "pending"), ("qualified", "pending", "approved"),
+        ("rewarded", "approved", "rewarded")]
     assert history[0]["actor"]["type"] == "api_key"
     assert all(h["config_version"] == 1 for h in history)
     assert [h["at"] for h in history] == sorted(h["at"] for h in history)

@@ -17,7 +17,7 @@ from referflow.domain.codes import (
 )
 from referflow.domain.emails import normalise_email
 from referflow.domain.hashing import ip_network_key, keyed_hash
-from referflow.domain.program import ProgramConfig
+from referflow.domain.program import ProgramConfig, Review
 from referflow.domain.timeutil import parse_rfc3339, to_rfc3339
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
@@ -115,7 +115,9 @@ def _facts(**changes):
     ({"click_at": NOW - timedelta(days=30, seconds=1)}, ["outside_attribution_window"]),
 ])
 def test_claim_signals(changes, codes):
-    assert [s["code"] for s in fraud.evaluate(_facts(**changes))] == codes
+    signals, outcomes = fraud.evaluate(_facts(**changes))
+    assert [s["code"] for s in signals] == codes
+    assert len(outcomes) == len(fraud.RULES)
 
 
 def test_verdict_takes_the_strictest_action():
@@ -123,4 +125,4 @@ def test_verdict_takes_the_strictest_action():
     assert fraud.verdict([{"code": "new_thing", "message": ""}]) == fraud.REVIEW
     assert fraud.verdict([{"code": "self_referral", "message": ""}]) == fraud.REJECT
     assert fraud.verdict([{"code": "self_referral", "message": ""}],
-                         {"self_referral": "review"}) == fraud.REVIEW
+                         Review(policy={"self_referral": "review"})) == fraud.REVIEW

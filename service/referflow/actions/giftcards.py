@@ -43,14 +43,22 @@ def issue_gift_card(session: Session, ctx: ProgramContext, body: dict[str, Any],
         return _issue_for_referral(session, ctx, body, actor)
 
 
-def _sides(ctx: ProgramContext, requested: str | None) -> list[str]:
+def committed_amounts(ctx: ProgramContext, referral: Referral) -> dict[str, int]:
+    """Return each side's reward amount as committed at approval (config for older rows)."""
+    committed = {"advocate": referral.advocate_reward, "friend": referral.friend_reward}
+    return {side: amount if amount is not None else
+            (ctx.config.reward_for(side).amount if ctx.config.reward_for(side).monetary else 0)
+            for side, amount in committed.items()}
+
+
+def _sides(amounts: dict[str, int], requested: str | None) -> list[str]:
     if requested in (None, "both"):
-        sides = ctx.config.rewarded_sides()
+        sides = [side for side in REWARD_SIDES if amounts[side] > 0]
         if not sides:
-            raise Conflict("this program has no gift-card reward", code="no_monetary_reward")
+            raise Conflict("this referral earns no gift card", code="no_monetary_reward")
         return sides
     assert requested is not None
-    if not ctx.config.reward_for(requested).monetary:
+    if amounts[requested] <= 0:
         raise Conflict(f"the {requested} side has no gift-card reward", code="no_monetary_reward")
     return [requested]
 
@@ -63,28 +71,29 @@ def _issue_for_referral(session: Session, ctx: ProgramContext, body: dict[str, A
     if referral.status not in (states.APPROVED, states.REWARDED):
         raise Conflict(f"the referral is {referral.status}, not approved",
                        code="referral_not_approved")
+    amounts = committed_amounts(ctx, referral)
     cards = []
-    for side in _sides(ctx, body.get("side")):
+    for side in _sides(amounts, body.get("side")):
         card = session.scalar(select(GiftCard).where(GiftCard.referral_id == referral.id,
                                                      GiftCard.side == side))
         if card is None:
             owner = referral.advocate_id if side == "advocate" else None
-            card = _new_card(session, ctx, side, ctx.config.reward_for(side).amount,
-                             ctx.config.currency, actor, referral_id=referral.id,
-                             advocate_id=owner, reference=body.get("note"))
+            card = _new_card(session, ctx, side, amounts[side], ctx.config.currency, actor,
+                             referral_id=referral.id, advocate_id=owner,
+                             reference=body.get("note"))
         cards.append(card)
-    _mark_rewarded_when_complete(session, ctx, referral, actor)
+    _mark_rewarded_when_complete(session, ctx, referral, amounts, actor)
     session.commit()
     return cards
 
 
 def _mark_rewarded_when_complete(session: Session, ctx: ProgramContext, referral: Referral,
-                                 actor: Actor) -> None:
+                                 amounts: dict[str, int], actor: Actor) -> None:
     if referral.status != states.APPROVED:
         return
     issued = {c.side: c for c in session.scalars(
         select(GiftCard).where(GiftCard.referral_id == referral.id))}
-    if all(side in issued for side in ctx.config.rewarded_sides()):
+    if all(side in issued for side in REWARD_SIDES if amounts[side] > 0):
         perks = {side: ctx.config.reward_for(side).perk for side in REWARD_SIDES
                  if ctx.config.reward_for(side).type == "non_cash"}
         move(session, ctx, referral, states.REWARDED, "rewarded", actor, data={

@@ -16,8 +16,16 @@ from referflow.domain.codes import new_id, new_referral_code, normalise_code, no
 from referflow.domain.emails import normalise_email
 from referflow.domain.hashing import ip_network_key, keyed_hash
 from referflow.domain.program import ProgramConfig
+from referflow.domain.timeutil import utcnow
 from referflow.errors import Conflict, NotFound, ValidationFailed
-from referflow.storage.models import Advocate, Click, Program, Referral, ReferralCode
+from referflow.storage.models import (
+    Advocate,
+    AdvocateEvent,
+    Click,
+    Program,
+    Referral,
+    ReferralCode,
+)
 
 CHANNEL_RE = re.compile(r"^[a-z0-9_.-]{1,40}$")
 
@@ -56,6 +64,11 @@ def _create_link(session: Session, ctx: ProgramContext, body: dict[str, Any]) ->
     advocate.name = person.get("name", advocate.name)
     session.flush()
     code = _code_for(session, ctx, advocate, vanity, created)
+    if body.get("context"):
+        from referflow.actions.eligibility import marks_of, save_marks
+
+        save_marks(session, ctx, advocate.id, "advocate", marks_of(ctx, body["context"], None),
+                   None, utcnow())
     session.commit()
     return Link(advocate, code, created)
 
@@ -141,6 +154,12 @@ def advocate_codes(session: Session, advocate: Advocate) -> list[ReferralCode]:
     """Return an advocate's codes, oldest first."""
     return list(session.scalars(select(ReferralCode).where(
         ReferralCode.advocate_id == advocate.id).order_by(ReferralCode.created_at)))
+
+
+def advocate_events(session: Session, advocate: Advocate) -> list[AdvocateEvent]:
+    """Return an advocate's events (tier changes, flags), oldest first."""
+    return list(session.scalars(select(AdvocateEvent).where(
+        AdvocateEvent.advocate_id == advocate.id).order_by(AdvocateEvent.id)))
 
 
 def advocate_stats(session: Session, advocate: Advocate) -> dict[str, int]:

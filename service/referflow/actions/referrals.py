@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
+from referflow.actions.approval import approve, flag_advocate
 from referflow.actions.common import (
     SYSTEM,
     Actor,
@@ -21,14 +22,16 @@ from referflow.actions.common import (
     record,
     retry_on_concurrent_update,
 )
+from referflow.actions.eligibility import claim_facts, marks_of, save_marks
 from referflow.domain import fraud
 from referflow.domain import referral as states
 from referflow.domain.codes import new_id, normalise_code
-from referflow.domain.emails import normalise_email
-from referflow.domain.hashing import keyed_hash
 from referflow.domain.timeutil import parse_rfc3339, to_rfc3339, utcnow
 from referflow.errors import Conflict, NotFound
 from referflow.storage.models import Advocate, Click, ProcessedEvent, Referral, ReferralCode
+
+VERDICT_STATUS = {fraud.REJECT: states.REJECTED, fraud.REVIEW: states.IN_REVIEW,
+                  fraud.ALLOW: states.PENDING}
 
 
 def claim_referral(session: Session, ctx: ProgramContext, body: dict[str, Any],
@@ -74,46 +77,33 @@ def _create_referral(session: Session, ctx: ProgramContext, body: dict[str, Any]
     code, click = _resolve_code(session, ctx, body)
     advocate = session.get(Advocate, code.advocate_id)
     assert advocate is not None
-    friend = body["friend"]
+    now = utcnow()
     context = body.get("context", {})
-    email_key = keyed_hash(ctx.secret, "email", normalise_email(friend["email"]))
-    facts = fraud.ClaimFacts(
-        now=utcnow(), advocate_external_id=advocate.external_id,
-        advocate_email_key=advocate.email_key, friend_external_id=friend["external_id"],
-        friend_email_key=email_key, code_active=code.active,
-        click_at=click.created_at if click else None,
-        attribution_window_days=ctx.config.attribution_window_days,
-        existing_customer=bool(context.get("existing_customer")),
-    )
-    signals = fraud.evaluate(facts)
-    status = {fraud.REJECT: states.REJECTED, fraud.REVIEW: states.IN_REVIEW,
-              fraud.ALLOW: states.PENDING}[fraud.verdict(signals)]
+    marks = marks_of(ctx, context, click)
+    facts = claim_facts(session, ctx, advocate, code, click, body, marks, now)
+    signals, outcomes = fraud.evaluate(facts)
+    status = VERDICT_STATUS[fraud.verdict(signals, ctx.config.review)]
     referral = Referral(
         id=new_id("ref"), program_id=ctx.id, advocate_id=advocate.id, code=code.code,
-        click_id=click.id if click else None, friend_external_id=friend["external_id"],
-        friend_email=friend["email"].strip(), friend_email_key=email_key, status=status,
-        reasons=signals, created_at=facts.now, updated_at=facts.now,
+        click_id=click.id if click else None, friend_external_id=body["friend"]["external_id"],
+        friend_email=body["friend"]["email"].strip(), friend_email_key=facts.friend_email_key,
+        status=status, reasons=signals, created_at=now, updated_at=now,
+        review_deadline=now + timedelta(hours=ctx.config.review.deadline_hours)
+        if status == states.IN_REVIEW else None,
     )
     session.add(referral)
     session.flush()
+    save_marks(session, ctx, advocate.id, "friend", marks, referral.id, now)
     record(session, ctx, referral, "claimed", actor, reasons=signals, data={
-        "code": code.code, "click_id": referral.click_id,
-        "rules": [rule.__name__.lstrip("_") for rule in fraud.RULES],
-        "inputs": _hashed_inputs(ctx, context),
+        "code": code.code, "click_id": referral.click_id, "rules": outcomes,
+        "inputs": {**{f"{kind}_hash": key[:16] for kind, key in marks.items()},
+                   **({"existing_customer": facts.existing_customer}
+                      if facts.existing_customer else {}),
+                   **({"purchased_at": to_rfc3339(facts.purchased_at)}
+                      if facts.purchased_at else {})},
     })
     session.commit()
     return referral
-
-
-def _hashed_inputs(ctx: ProgramContext, context: dict[str, Any]) -> dict[str, Any]:
-    """Keep what a dispute needs from the claim context, identifiers keyed-hashed only."""
-    out: dict[str, Any] = {}
-    for field in ("ip", "user_agent", "payment_fingerprint", "device_id"):
-        if context.get(field):
-            out[f"{field}_hash"] = keyed_hash(ctx.secret, field, context[field])[:16]
-    if "existing_customer" in context:
-        out["existing_customer"] = bool(context["existing_customer"])
-    return out
 
 
 def _first_time(session: Session, ctx: ProgramContext, source: str, event_id: str,
@@ -140,22 +130,31 @@ def qualify_referral(session: Session, ctx: ProgramContext, body: dict[str, Any]
     occurred_at = parse_rfc3339(event["occurred_at"])
     facts = {"event_id": event["id"], "type": event["type"], "amount": event["amount"],
              "currency": event["currency"], "occurred_at": to_rfc3339(occurred_at)}
-    if referral.status != states.PENDING:
-        record(session, ctx, referral, "qualify_ignored", actor, from_status=referral.status,
-               reasons=[reason("not_pending", f"The referral is {referral.status}.")],
-               data={"event": facts})
-        session.commit()
+    if referral.status not in (states.PENDING, states.IN_REVIEW) or referral.qualifying_event_id:
+        _ignore(session, ctx, referral, actor, facts,
+                reason("not_pending", f"The referral is {referral.status}, already past qualifying."))
         return referral
     decision = states.decide_qualification(ctx.config, event["type"], event["amount"],
                                            event["currency"], occurred_at)
     if decision.status == states.PENDING:
-        record(session, ctx, referral, "qualify_ignored", actor, from_status=referral.status,
-               reasons=[reason(decision.reason or "", decision.message or "")],
-               data={"event": facts})
+        _ignore(session, ctx, referral, actor, facts,
+                reason(decision.reason or "", decision.message or ""))
+        return referral
+    _store_qualification(referral, facts, occurred_at, decision.hold_until)
+    if referral.status == states.IN_REVIEW:  # decided when the review ends
+        record(session, ctx, referral, "qualified_in_review", actor, from_status=referral.status,
+               data={"event": facts, "hold_until": to_rfc3339(decision.hold_until)})
     else:
-        _apply_qualification(session, ctx, referral, decision, facts, occurred_at, actor)
+        enter_hold_or_approve(session, ctx, referral, actor, "qualified", {"event": facts})
     session.commit()
     return referral
+
+
+def _ignore(session: Session, ctx: ProgramContext, referral: Referral, actor: Actor,
+            facts: dict[str, Any], why: dict[str, str]) -> None:
+    record(session, ctx, referral, "qualify_ignored", actor, from_status=referral.status,
+           reasons=[why], data={"event": facts})
+    session.commit()
 
 
 def _find_for_event(session: Session, ctx: ProgramContext, body: dict[str, Any]) -> Referral:
@@ -167,19 +166,25 @@ def _find_for_event(session: Session, ctx: ProgramContext, body: dict[str, Any])
     return referral
 
 
-def _apply_qualification(session: Session, ctx: ProgramContext, referral: Referral,
-                         decision: states.QualifyDecision, facts: dict[str, Any],
-                         occurred_at: datetime, actor: Actor) -> None:
+def _store_qualification(referral: Referral, facts: dict[str, Any], occurred_at: datetime,
+                         hold_until: datetime | None) -> None:
     referral.qualifying_event_id = facts["event_id"]
     referral.qualified_amount = facts["amount"]
     referral.qualified_currency = facts["currency"]
     referral.qualified_at = occurred_at
-    referral.hold_until = decision.hold_until
-    if decision.status == states.APPROVED:
-        referral.approved_at = utcnow()
-    move(session, ctx, referral, decision.status, "qualified", actor, data={
-        "event": facts, "hold_days": ctx.config.hold_days,
-        "hold_until": to_rfc3339(decision.hold_until)})
+    referral.hold_until = hold_until
+
+
+def enter_hold_or_approve(session: Session, ctx: ProgramContext, referral: Referral, actor: Actor,
+                          action: str, data: dict[str, Any]) -> None:
+    """Move a qualified referral on: held until its hold ends, or approved when it has ended."""
+    now = utcnow()
+    if referral.hold_until is not None and referral.hold_until > now:
+        move(session, ctx, referral, states.HELD, action, actor, data={
+            **data, "hold_days": ctx.config.hold_days,
+            "hold_until": to_rfc3339(referral.hold_until)})
+    else:
+        approve(session, ctx, referral, actor, action, now, data)
 
 
 @retry_on_concurrent_update
@@ -198,13 +203,24 @@ def reverse_referral(session: Session, ctx: ProgramContext, referral_id: str,
     if not states.can_move(referral.status, states.REVERSED):
         raise Conflict(f"a {referral.status} referral cannot be reversed",
                        code="invalid_transition")
-    code, message = states.reversal_reason(body["reason"], referral.status)
+    now = utcnow()
+    occurred_at = parse_rfc3339(event["occurred_at"]) if event and "occurred_at" in event else now
+    decision = states.decide_reversal(body["reason"], referral.status, occurred_at,
+                                      referral.hold_until, ctx.config.refund_after_hold)
+    why = reason(decision.code, decision.message)
+    details = {"event": event, "note": body.get("note"), "occurred_at": to_rfc3339(occurred_at)}
+    if not decision.reverse:
+        record(session, ctx, referral, "reversal_declined", actor, from_status=referral.status,
+               reasons=[why], data=details)
+        session.commit()
+        return referral
     voided, loss = void_referral_cards(session, ctx, referral, actor)
-    referral.reasons = [*referral.reasons, reason(code, message)]
-    move(session, ctx, referral, states.REVERSED, "reversed", actor,
-         reasons=[reason(code, message)],
-         data={"event": event, "note": body.get("note"), "voided_amount": voided,
-               "loss_amount": loss, "currency": ctx.config.currency})
+    referral.reasons = [*referral.reasons, why]
+    move(session, ctx, referral, states.REVERSED, "reversed", actor, reasons=[why],
+         data={**details, "voided_amount": voided, "loss_amount": loss,
+               "currency": ctx.config.currency})
+    if decision.flag_advocate:
+        flag_advocate(session, ctx, referral.advocate_id, actor, why, now)
     session.commit()
     return referral
 
@@ -215,16 +231,15 @@ def release_if_due(session: Session, ctx: ProgramContext, referral: Referral,
     now = now or utcnow()
     if referral.status != states.HELD or referral.hold_until is None or referral.hold_until > now:
         return False
-    referral.approved_at = now
-    move(session, ctx, referral, states.APPROVED, "hold_released", SYSTEM,
-         data={"hold_until": to_rfc3339(referral.hold_until)})
+    approve(session, ctx, referral, SYSTEM, "hold_released", now,
+            {"hold_until": to_rfc3339(referral.hold_until)})
     try:
         session.commit()
     except StaleDataError:  # someone else released (or reversed) it first
         session.rollback()
         session.refresh(referral)
         return False
-    return True
+    return referral.status == states.APPROVED
 
 
 def release_due_holds(session: Session, secret: str, now: datetime | None = None,

@@ -7,8 +7,8 @@ from flask import Flask
 
 def init_app(app: Flask) -> None:
     """Register every blueprint and the error handlers."""
-    from referflow.api import admin, errors, giftcards, links, meta, referrals
+    from referflow.api import admin, errors, giftcards, links, meta, referrals, reviews
 
     errors.init_app(app)
-    for module in (admin, links, referrals, giftcards, meta):
+    for module in (admin, links, referrals, giftcards, reviews, meta):
         app.register_blueprint(module.bp)

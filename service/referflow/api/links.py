@@ -37,7 +37,8 @@ def get_advocate_by_external_id(caller: Caller, body: None, external_id: str) ->
 def _advocate(advocate: Any) -> dict[str, Any]:
     session = db_session()
     return payloads.advocate(advocate, links.advocate_codes(session, advocate),
-                             links.advocate_stats(session, advocate))
+                             links.advocate_stats(session, advocate),
+                             links.advocate_events(session, advocate))
 
 
 @operation(bp, "followLink", "GET", "/r/<code>", auth=PUBLIC, tag="advocates", response=None,

@@ -9,6 +9,7 @@ from flask import current_app, request
 from referflow.domain.timeutil import to_rfc3339, utcnow
 from referflow.storage.models import (
     Advocate,
+    AdvocateEvent,
     ApiKey,
     GiftCard,
     GiftCardEntry,
@@ -48,14 +49,23 @@ def link(advocate: Advocate, code: ReferralCode, created: bool) -> dict[str, Any
             "created": created}
 
 
-def advocate(row: Advocate, codes: list[ReferralCode], stats: dict[str, int]) -> dict[str, Any]:
-    """Dump an advocate with codes and counts."""
+def advocate(row: Advocate, codes: list[ReferralCode], stats: dict[str, int],
+             events: list[AdvocateEvent]) -> dict[str, Any]:
+    """Dump an advocate with codes, counts, tier and events."""
     return {
         "id": row.id, "external_id": row.external_id, "email": row.email, "name": row.name,
         "codes": [{"code": c.code, "active": c.active, "vanity": c.vanity,
                    "url": share_url(c.code)} for c in codes],
-        "stats": stats, "created_at": to_rfc3339(row.created_at),
+        "stats": stats, "tier": row.tier, "flagged": row.flagged,
+        "events": [{"at": to_rfc3339(e.at), "action": e.action, "data": e.data} for e in events],
+        "created_at": to_rfc3339(row.created_at),
     }
+
+
+def referral_code(row: ReferralCode) -> dict[str, Any]:
+    """Dump a referral code."""
+    return {"code": row.code, "advocate_id": row.advocate_id, "active": row.active,
+            "vanity": row.vanity, "url": share_url(row.code)}
 
 
 def referral(row: Referral, history: list[ReferralHistory] | None = None,
@@ -67,6 +77,9 @@ def referral(row: Referral, history: list[ReferralHistory] | None = None,
         "friend": {"external_id": row.friend_external_id, "email": row.friend_email},
         "status": row.status, "reasons": row.reasons, "qualification": _qualification(row),
         "hold_until": to_rfc3339(row.hold_until), "approved_at": to_rfc3339(row.approved_at),
+        "review_deadline": to_rfc3339(row.review_deadline),
+        "rewards": None if row.advocate_reward is None else {
+            "advocate": row.advocate_reward, "friend": row.friend_reward or 0},
         "created_at": to_rfc3339(row.created_at), "updated_at": to_rfc3339(row.updated_at),
     }
     if created is not None:

@@ -65,19 +65,38 @@ def decide_qualification(
 
 REVERSAL_MESSAGES = {
     "chargeback": "The friend's payment was disputed (chargeback).",
-    "refunded_in_hold": "The friend's payment was refunded before the reward was paid.",
+    "refunded_in_hold": "The friend's payment was refunded inside the hold period.",
+    "refunded_after_hold": "The friend's payment was refunded after the hold, before the reward was paid.",
     "refunded_after_reward": "The friend's payment was refunded after the reward was paid.",
     "fraud": "The referral was reversed as fraudulent.",
     "reversed": "The referral was reversed.",
 }
 
 
-def reversal_reason(reason: str, status: str) -> tuple[str, str]:
-    """Return the reason code and message recorded when a referral in ``status`` is reversed."""
-    if reason == "refund":
-        code = "refunded_after_reward" if status == REWARDED else "refunded_in_hold"
-    elif reason in ("chargeback", "fraud"):
-        code = reason
-    else:
-        code = "reversed"
-    return code, REVERSAL_MESSAGES[code]
+@dataclass(frozen=True)
+class ReversalDecision:
+    """What a refund, chargeback or manual reversal does to a referral."""
+
+    reverse: bool
+    code: str
+    message: str
+    flag_advocate: bool = False
+
+
+def decide_reversal(reason: str, status: str, occurred_at: datetime,
+                    hold_until: datetime | None, refund_after_hold: str) -> ReversalDecision:
+    """Decide a reversal; a refund is judged by when it happened against the hold period."""
+    if reason in ("chargeback", "fraud"):
+        return ReversalDecision(True, reason, REVERSAL_MESSAGES[reason], flag_advocate=True)
+    if reason != "refund":
+        return ReversalDecision(True, "reversed", REVERSAL_MESSAGES["reversed"])
+    inside_hold = hold_until is None or occurred_at <= hold_until
+    if status == REWARDED:
+        code = "refunded_in_hold" if inside_hold else "refunded_after_reward"
+        return ReversalDecision(True, code, REVERSAL_MESSAGES[code], flag_advocate=True)
+    if inside_hold:
+        return ReversalDecision(True, "refunded_in_hold", REVERSAL_MESSAGES["refunded_in_hold"])
+    if refund_after_hold == "keep":
+        return ReversalDecision(False, "refund_after_hold",
+                                "Refunded after the hold period; the program keeps the reward.")
+    return ReversalDecision(True, "refunded_after_hold", REVERSAL_MESSAGES["refunded_after_hold"])

@@ -9,14 +9,16 @@ from typing import Any
 from flask import Flask
 
 from referflow.actions.referrals import release_due_holds
+from referflow.actions.reviews import resolve_expired_reviews
 
 log = logging.getLogger("referflow.jobs")
 
 
 def sweep(services: Any) -> int:
     """Run every periodic task once; return how many referrals moved."""
+    secret = services.settings.secret_key
     with services.db.session() as session:
-        return release_due_holds(session, services.settings.secret_key)
+        return release_due_holds(session, secret) + resolve_expired_reviews(session, secret)
 
 
 class InProcessRunner:

@@ -88,6 +88,58 @@ class Advocate(Base):
     email: Mapped[str | None] = mapped_column(String(320))
     email_key: Mapped[str | None] = mapped_column(String(64))
     name: Mapped[str | None] = mapped_column(String(200))
+    tier: Mapped[str | None] = mapped_column(String(40))
+    flagged: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+
+
+class AdvocateEvent(Base):
+    """Append-only facts about an advocate: tier changes, flags, erasure."""
+
+    __tablename__ = "advocate_events"
+    __table_args__ = (Index(None, "advocate_id", "id"),)
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    advocate_id: Mapped[str] = mapped_column(ForeignKey("advocates.id"))
+    program_id: Mapped[str] = mapped_column(String(32))
+    at: Mapped[datetime] = mapped_column(default=_now)
+    action: Mapped[str] = mapped_column(String(40))
+    actor_type: Mapped[str] = mapped_column(String(20))
+    actor_id: Mapped[str | None] = mapped_column(String(200))
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class IdentityMark(Base):
+    """A keyed hash of an identifier (IP, /64, device, payment method) seen for a person.
+
+    ``advocate_id`` is the advocate the person belongs to: the advocate themself, or the
+    advocate who referred the friend. Fraud lookups go through (advocate_id, kind, key).
+    """
+
+    __tablename__ = "identity_marks"
+    __table_args__ = (Index(None, "advocate_id", "kind", "key"),)
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    program_id: Mapped[str] = mapped_column(String(32))
+    advocate_id: Mapped[str] = mapped_column(ForeignKey("advocates.id"))
+    subject: Mapped[str] = mapped_column(String(16))
+    referral_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    key: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+
+
+class KnownCustomer(Base):
+    """An existing customer (imported, or seen buying): never eligible as a referred friend."""
+
+    __tablename__ = "known_customers"
+    __table_args__ = (
+        Index(None, "program_id", "external_id"),
+        Index(None, "program_id", "email_key"),
+    )
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    program_id: Mapped[str] = mapped_column(ForeignKey("programs.id"))
+    external_id: Mapped[str | None] = mapped_column(String(200))
+    email_key: Mapped[str | None] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(40))
     created_at: Mapped[datetime] = mapped_column(default=_now)
 
 
@@ -127,7 +179,10 @@ class Referral(Base):
         UniqueConstraint("program_id", "friend_external_id"),
         Index(None, "advocate_id", "created_at"),
         Index(None, "status", "hold_until"),
+        Index(None, "status", "review_deadline"),
         Index(None, "program_id", "friend_email_key"),
+        Index(None, "advocate_id", "approved_at"),
+        Index(None, "program_id", "approved_at"),
     )
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     program_id: Mapped[str] = mapped_column(ForeignKey("programs.id"))
@@ -145,6 +200,10 @@ class Referral(Base):
     qualified_at: Mapped[datetime | None]
     hold_until: Mapped[datetime | None]
     approved_at: Mapped[datetime | None]
+    review_deadline: Mapped[datetime | None]
+    # Reward amounts committed at approval (the advocate's tier then), in the program currency.
+    advocate_reward: Mapped[int | None] = mapped_column(BigInteger)
+    friend_reward: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(default=_now)
     updated_at: Mapped[datetime] = mapped_column(default=_now)
     # Optimistic lock: a concurrent change of the same referral fails its flush (StaleDataError).

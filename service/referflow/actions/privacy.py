@@ -1,0 +1,83 @@
+"""Data-subject requests: export everything about a person, or erase their identifiers.
+
+Erasure keeps the money facts (referrals' statuses and amounts, gift cards and their ledger)
+and removes who they were: external ids become ``erased:<id>``, emails and names go, hashed
+identifiers (marks, email keys) are deleted.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from referflow.actions.common import Actor, ProgramContext
+from referflow.domain.timeutil import to_rfc3339, utcnow
+from referflow.errors import NotFound
+from referflow.storage.models import (
+    Advocate,
+    AdvocateEvent,
+    GiftCard,
+    IdentityMark,
+    KnownCustomer,
+    Referral,
+)
+
+
+def _find(session: Session, ctx: ProgramContext,
+          external_id: str) -> tuple[Advocate | None, list[Referral]]:
+    advocate = session.scalar(select(Advocate).where(Advocate.program_id == ctx.id,
+                                                     Advocate.external_id == external_id))
+    as_friend = list(session.scalars(select(Referral).where(
+        Referral.program_id == ctx.id, Referral.friend_external_id == external_id)))
+    if advocate is None and not as_friend:
+        raise NotFound("nobody with that external id in this program", code="person_not_found")
+    return advocate, as_friend
+
+
+def export_person(session: Session, ctx: ProgramContext, external_id: str) -> dict[str, Any]:
+    """Return what referflow holds about one person (as advocate and as friend)."""
+    advocate, as_friend = _find(session, ctx, external_id)
+    cards: list[GiftCard] = []
+    if advocate is not None:
+        cards += session.scalars(select(GiftCard).where(GiftCard.advocate_id == advocate.id))
+    for referral in as_friend:
+        cards += session.scalars(select(GiftCard).where(GiftCard.referral_id == referral.id,
+                                                        GiftCard.side == "friend"))
+    return {
+        "external_id": external_id,
+        "advocate": None if advocate is None else {
+            "id": advocate.id, "email": advocate.email, "name": advocate.name,
+            "tier": advocate.tier, "flagged": advocate.flagged,
+            "created_at": to_rfc3339(advocate.created_at)},
+        "referred_as_friend": [{"referral_id": r.id, "status": r.status, "email": r.friend_email,
+                                "created_at": to_rfc3339(r.created_at)} for r in as_friend],
+        "gift_cards": [{"id": c.id, "amount": c.amount, "balance": c.balance,
+                        "currency": c.currency, "status": c.status} for c in cards],
+    }
+
+
+def erase_person(session: Session, ctx: ProgramContext, external_id: str,
+                 actor: Actor) -> dict[str, Any]:
+    """Remove a person's identifiers, keeping the ledger's money facts."""
+    advocate, as_friend = _find(session, ctx, external_id)
+    email_keys = {r.friend_email_key for r in as_friend} | {advocate.email_key if advocate else None}
+    session.execute(delete(KnownCustomer).where(
+        KnownCustomer.program_id == ctx.id,
+        KnownCustomer.external_id.in_([external_id])
+        | KnownCustomer.email_key.in_([k for k in email_keys if k])))
+    for referral in as_friend:
+        referral.friend_external_id = f"erased:{referral.id}"
+        referral.friend_email = None
+        referral.friend_email_key = None
+        session.execute(delete(IdentityMark).where(IdentityMark.referral_id == referral.id))
+    if advocate is not None:
+        advocate.external_id = f"erased:{advocate.id}"
+        advocate.email = advocate.email_key = advocate.name = None
+        session.execute(delete(IdentityMark).where(IdentityMark.advocate_id == advocate.id,
+                                                   IdentityMark.subject == "advocate"))
+        session.add(AdvocateEvent(advocate_id=advocate.id, program_id=ctx.id, at=utcnow(),
+                                  action="erased", actor_type=actor.type, actor_id=actor.id))
+    session.commit()
+    return {"erased": True, "advocate": advocate is not None, "referrals": len(as_friend)}
