@@ -24,28 +24,36 @@ BATCH = 1000
 
 def audit_rows(session: Session, ctx: ProgramContext, since: datetime | None,
                until: datetime | None) -> Iterator[dict[str, Any]]:
-    """Yield history entries with their referral's identifiers, in order, in batches."""
+    """Yield history entries with their referral's identifiers, in order, in batches.
+
+    Each batch is its own short read transaction (keyset pagination on the history id), so a
+    long or abandoned export never holds a transaction open.
+    """
+    h = ReferralHistory
+    columns = (h.id, h.at, h.referral_id, Referral.advocate_id, Referral.code,
+               Referral.friend_external_id, h.action, h.actor_type, h.actor_id, h.from_status,
+               h.to_status, h.reasons, h.config_version, h.data)
     last_id = 0
     while True:
-        query = (select(ReferralHistory, Referral.advocate_id, Referral.code,
-                        Referral.friend_external_id)
-                 .join(Referral, Referral.id == ReferralHistory.referral_id)
-                 .where(ReferralHistory.program_id == ctx.id, ReferralHistory.id > last_id)
-                 .order_by(ReferralHistory.id).limit(BATCH))
+        query = (select(*columns).join(Referral, Referral.id == h.referral_id)
+                 .where(h.program_id == ctx.id, h.id > last_id).order_by(h.id).limit(BATCH))
         if since:
-            query = query.where(ReferralHistory.at >= since)
+            query = query.where(h.at >= since)
         if until:
-            query = query.where(ReferralHistory.at < until)
+            query = query.where(h.at < until)
         rows = session.execute(query).all()
-        for h, advocate_id, code, friend_id in rows:
-            yield {"at": to_rfc3339(h.at), "referral_id": h.referral_id,
-                   "advocate_id": advocate_id, "code": code, "friend_external_id": friend_id,
-                   "action": h.action, "actor_type": h.actor_type, "actor_id": h.actor_id,
-                   "from_status": h.from_status, "to_status": h.to_status,
-                   "reasons": h.reasons, "config_version": h.config_version, "data": h.data}
+        session.rollback()  # end the read transaction before handing rows out
+        for row in rows:
+            yield {"at": to_rfc3339(row.at), "referral_id": row.referral_id,
+                   "advocate_id": row.advocate_id, "code": row.code,
+                   "friend_external_id": row.friend_external_id, "action": row.action,
+                   "actor_type": row.actor_type, "actor_id": row.actor_id,
+                   "from_status": row.from_status, "to_status": row.to_status,
+                   "reasons": row.reasons, "config_version": row.config_version,
+                   "data": row.data}
         if len(rows) < BATCH:
             return
-        last_id = rows[-1][0].id
+        last_id = rows[-1].id
 
 
 def as_jsonl(rows: Iterator[dict[str, Any]]) -> Iterator[str]:
