@@ -24,7 +24,8 @@ class Services:
     db: Database
     schemas: SchemaStore
     keys: KeyCache
-    jobs: Any = None
+    jobs: Any = None  # the in-process ticker (embedded default) or None
+    queue: Any = None  # where jobs run: InlineQueue, or RqQueue in a worker
 
 
 def create_app(settings: Settings | None = None) -> Flask:

@@ -164,6 +164,42 @@ def sweep() -> None:
 
 
 @main.command()
+@click.option("--burst", is_flag=True, help="Exit when the queue is empty (for scripts and tests)")
+@click.option("--tick-seconds", type=float, default=1.0, show_default=True,
+              help="How often to release holds, resolve reviews and dispatch the outbox")
+def worker(burst: bool, tick_seconds: float) -> None:
+    """Run an rq worker (with scheduler) and the periodic ticker; needs REDIS_URL."""
+    import time
+
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from rq import SimpleWorker
+
+    from referflow.jobs import context
+    from referflow.jobs.queue import RqQueue
+    from referflow.jobs.runner import Ticker, tick
+
+    settings = _settings()
+    if not settings.redis_url:
+        raise click.ClickException("set REDIS_URL: without Redis, `referflow serve` runs jobs itself")
+    services = context.services()
+    queue = RqQueue(settings.redis_url)
+    services.queue = queue
+    if burst:
+        tick(services, queue)
+    else:
+        Ticker(services, queue, tick_seconds).start()
+    # SimpleWorker runs jobs in this process (no fork), so pooled DB connections stay private.
+    while True:
+        try:
+            SimpleWorker([queue.queue], connection=queue.redis).work(with_scheduler=not burst,
+                                                                    burst=burst)
+            return
+        except RedisConnectionError:
+            click.echo("redis unavailable; retrying in 2 s", err=True)
+            time.sleep(2)
+
+
+@main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, help="Default: $PORT or 8000")
 @click.option("--workers", type=int, default=2, show_default=True)

@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from referflow.actions.common import Actor, ProgramContext, move, reason
+from referflow.actions.events import emit
 from referflow.domain import referral as states
 from referflow.domain.calendar import month_start, next_month_start
 from referflow.domain.timeutil import to_rfc3339
@@ -87,10 +88,13 @@ def _update_tier(session: Session, ctx: ProgramContext, advocate: Advocate, now:
     name = tier.name if tier else None
     if name == advocate.tier:
         return
+    change = {"from": advocate.tier, "to": name, "approved": approved,
+              "perks": list(tier.perks) if tier else []}
     session.add(AdvocateEvent(advocate_id=advocate.id, program_id=ctx.id, at=now,
                               action="tier_changed", actor_type="system", actor_id="tiers",
-                              data={"from": advocate.tier, "to": name, "approved": approved,
-                                    "perks": list(tier.perks) if tier else []}))
+                              data=change))
+    emit(session, ctx.id, "advocate.tier_changed", {
+        "advocate": {"id": advocate.id, "external_id": advocate.external_id}, **change})
     advocate.tier = name
 
 

@@ -11,6 +11,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
+from referflow import serialize
+from referflow.actions.events import emit, referral_event_types
 from referflow.domain.program import ProgramConfig
 from referflow.domain.timeutil import utcnow
 from referflow.errors import Conflict, NotFound
@@ -100,6 +102,9 @@ def record(
         to_status=referral.status, reasons=reasons or [], data=data or {},
         config_version=ctx.program.config_version,
     ))
+    for event_type in referral_event_types(action, from_status, referral.status):
+        emit(session, ctx.id, event_type, {"referral": serialize.referral(referral),
+                                           "reasons": reasons or []})
 
 
 def move(session: Session, ctx: ProgramContext, referral: Referral, status: str, action: str,

@@ -9,6 +9,7 @@ from sqlalchemy import case, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from referflow import serialize
 from referflow.actions.common import (
     Actor,
     ProgramContext,
@@ -16,6 +17,7 @@ from referflow.actions.common import (
     move,
     retry_on_concurrent_update,
 )
+from referflow.actions.events import emit
 from referflow.actions.links import get_advocate
 from referflow.actions.referrals import release_if_due
 from referflow.domain import referral as states
@@ -126,6 +128,8 @@ def _new_card(session: Session, ctx: ProgramContext, side: str, amount: int, cur
     session.add(card)
     session.flush()
     _entry(session, card, "issue", amount, amount, actor, reference)
+    emit(session, ctx.id, "reward.issued", {"gift_card": serialize.gift_card(card),
+                                            "issuer": "ledger"})
     return card
 
 
@@ -171,8 +175,11 @@ def redeem_gift_card(session: Session, ctx: ProgramContext, raw_code: str,
         session.refresh(card)
         raise _redeem_refusal(card, amount, now)
     _entry(session, card, "redeem", -amount, new_balance, actor, body.get("reference"))
-    session.commit()
+    session.flush()
     session.refresh(card)
+    emit(session, ctx.id, "reward.redeemed", {"gift_card": serialize.gift_card(card),
+                                              "amount": amount, "reference": body.get("reference")})
+    session.commit()
     return card
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import String, cast, delete, select
 from sqlalchemy.orm import Session
 
 from referflow.actions.common import Actor, ProgramContext
@@ -21,6 +21,7 @@ from referflow.storage.models import (
     GiftCard,
     IdentityMark,
     KnownCustomer,
+    OutboxEvent,
     Referral,
 )
 
@@ -34,6 +35,17 @@ def _find(session: Session, ctx: ProgramContext,
     if advocate is None and not as_friend:
         raise NotFound("nobody with that external id in this program", code="person_not_found")
     return advocate, as_friend
+
+
+def _redact_events(session: Session, ctx: ProgramContext, ids: list[str]) -> None:
+    """Replace the payloads of outbox events that mention these ids (opaque ids never collide)."""
+    for object_id in ids:
+        rows = session.scalars(select(OutboxEvent).where(
+            OutboxEvent.program_id == ctx.id,
+            cast(OutboxEvent.payload, String).like(f"%{object_id}%")))
+        for row in rows:
+            row.payload = {"id": row.event_id, "type": row.type, "program_id": ctx.id,
+                           "created_at": row.payload.get("created_at"), "data": {"erased": True}}
 
 
 def export_person(session: Session, ctx: ProgramContext, external_id: str) -> dict[str, Any]:
@@ -79,5 +91,6 @@ def erase_person(session: Session, ctx: ProgramContext, external_id: str,
                                                    IdentityMark.subject == "advocate"))
         session.add(AdvocateEvent(advocate_id=advocate.id, program_id=ctx.id, at=utcnow(),
                                   action="erased", actor_type=actor.type, actor_id=actor.id))
+    _redact_events(session, ctx, [r.id for r in as_friend] + ([advocate.id] if advocate else []))
     session.commit()
     return {"erased": True, "advocate": advocate is not None, "referrals": len(as_friend)}

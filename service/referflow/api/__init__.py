@@ -7,8 +7,8 @@ from flask import Flask
 
 def init_app(app: Flask) -> None:
     """Register every blueprint and the error handlers."""
-    from referflow.api import admin, errors, giftcards, links, meta, referrals, reviews
+    from referflow.api import admin, errors, giftcards, links, meta, referrals, reviews, webhooks
 
     errors.init_app(app)
-    for module in (admin, links, referrals, giftcards, reviews, meta):
+    for module in (admin, links, referrals, giftcards, reviews, webhooks, meta):
         app.register_blueprint(module.bp)

@@ -1,4 +1,8 @@
-"""In-process job runner for the embedded default: a daemon thread running periodic sweeps."""
+"""Periodic work: release holds, resolve expired reviews, dispatch the outbox, retry deliveries.
+
+``tick`` is idempotent and safe to run from many processes at once. The embedded default runs
+it in a daemon thread with inline jobs; ``referflow worker`` runs it beside rq workers.
+"""
 
 from __future__ import annotations
 
@@ -10,30 +14,52 @@ from flask import Flask
 
 from referflow.actions.referrals import release_due_holds
 from referflow.actions.reviews import resolve_expired_reviews
+from referflow.actions.webhooks import due_work
+from referflow.domain.timeutil import utcnow
+from referflow.jobs import context
+from referflow.jobs.queue import InlineQueue, JobQueue
 
 log = logging.getLogger("referflow.jobs")
 
 
 def sweep(services: Any) -> int:
-    """Run every periodic task once; return how many referrals moved."""
+    """Run the periodic state changes once; return how many referrals moved."""
     secret = services.settings.secret_key
     with services.db.session() as session:
         return release_due_holds(session, secret) + resolve_expired_reviews(session, secret)
 
 
-class InProcessRunner:
-    """Runs the periodic sweeps in a daemon thread until stopped."""
+def dispatch(services: Any, queue: JobQueue) -> int:
+    """Hand undone outbox events and due deliveries to the queue; return how many."""
+    from referflow.jobs.tasks import deliver_webhook, process_outbox_event
 
-    def __init__(self, services: Any, interval: float):
-        self.services = services
-        self.interval = interval
+    with services.db.session() as session:
+        outbox, due = due_work(session, utcnow())
+    for outbox_id in outbox:
+        queue.enqueue(process_outbox_event, outbox_id, job_id=f"outbox:{outbox_id}")
+    for delivery_id, attempts in due:
+        queue.enqueue(deliver_webhook, delivery_id, job_id=f"deliver:{delivery_id}:{attempts}")
+    return len(outbox) + len(due)
+
+
+def tick(services: Any, queue: JobQueue) -> None:
+    """Run one round of periodic work."""
+    sweep(services)
+    dispatch(services, queue)
+
+
+class Ticker:
+    """Runs ``tick`` in a daemon thread every ``interval`` seconds until stopped."""
+
+    def __init__(self, services: Any, queue: JobQueue, interval: float):
+        self.services, self.queue, self.interval = services, queue, interval
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
         """Start the thread (once)."""
         if self._thread is None:
-            self._thread = threading.Thread(target=self._loop, name="referflow-jobs", daemon=True)
+            self._thread = threading.Thread(target=self._loop, name="referflow-ticker", daemon=True)
             self._thread.start()
 
     def stop(self) -> None:
@@ -45,14 +71,17 @@ class InProcessRunner:
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
             try:
-                sweep(self.services)
-            except Exception:  # keep the runner alive; the next sweep retries
-                log.exception("periodic sweep failed")
+                tick(self.services, self.queue)
+            except Exception:  # keep ticking; the database says what is left to do
+                log.exception("tick failed")
 
 
-def init_app(app: Flask) -> InProcessRunner | None:
-    """Create (not start) the in-process runner when there is no Redis."""
+def init_app(app: Flask) -> Ticker | None:
+    """Embedded default (no Redis): inline jobs and a ticker thread (started by the server)."""
     services = app.extensions["referflow"]
     if services.settings.redis_url:
         return None
-    return InProcessRunner(services, services.settings.job_poll_seconds)
+    queue = InlineQueue()
+    services.queue = queue
+    context.use(services)
+    return Ticker(services, queue, services.settings.job_poll_seconds)

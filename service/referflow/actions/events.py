@@ -1,0 +1,43 @@
+"""Outbound events: written to the outbox in the same transaction as the change they announce."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from referflow.domain.codes import new_id
+from referflow.domain.timeutil import to_rfc3339, utcnow
+from referflow.storage.models import OutboxEvent
+
+EVENT_TYPES = (
+    "referral.claimed", "referral.in_review", "referral.qualified", "referral.approved",
+    "referral.rejected", "referral.reversed", "referral.rewarded", "reward.issued",
+    "reward.redeemed", "reward.failed", "advocate.tier_changed",
+)
+
+# Which history actions announce which events, besides the status the referral lands in.
+ACTION_EVENTS = {"claimed": "referral.claimed", "qualified": "referral.qualified",
+                 "qualified_in_review": "referral.qualified"}
+STATUS_EVENTS = {"in_review": "referral.in_review", "rejected": "referral.rejected",
+                 "approved": "referral.approved", "reversed": "referral.reversed",
+                 "rewarded": "referral.rewarded"}
+
+
+def emit(session: Session, program_id: str, event_type: str, data: dict[str, Any]) -> OutboxEvent:
+    """Add an event to the outbox (committed with the caller's transaction)."""
+    assert event_type in EVENT_TYPES, event_type
+    event_id = new_id("evt")
+    row = OutboxEvent(event_id=event_id, program_id=program_id, type=event_type, payload={
+        "id": event_id, "type": event_type, "created_at": to_rfc3339(utcnow()),
+        "program_id": program_id, "data": data})
+    session.add(row)
+    return row
+
+
+def referral_event_types(action: str, from_status: str | None, to_status: str | None) -> list[str]:
+    """Return the events a history entry announces, in order."""
+    types = [ACTION_EVENTS[action]] if action in ACTION_EVENTS else []
+    if to_status != from_status and to_status in STATUS_EVENTS:
+        types.append(STATUS_EVENTS[to_status])
+    return types

@@ -1,0 +1,233 @@
+"""Outbound webhooks: subscriptions, fan-out of outbox events, signed deliveries with retries."""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import json
+import logging
+import random
+import secrets
+import socket
+import time
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from standardwebhooks.webhooks import Webhook
+
+from referflow.actions.common import ProgramContext
+from referflow.actions.events import EVENT_TYPES
+from referflow.domain.codes import new_id
+from referflow.domain.timeutil import utcnow
+from referflow.errors import NotFound, ValidationFailed
+from referflow.storage.models import (
+    DeliveryAttempt,
+    OutboxEvent,
+    WebhookDelivery,
+    WebhookSubscription,
+)
+
+log = logging.getLogger("referflow.webhooks")
+
+# Seconds to wait after attempt 1, 2, ...: about three days in all, then give up.
+BACKOFF = (5, 300, 1800, 7200, 18000, 36000, 36000, 72000, 86400)
+DISABLE_AFTER = timedelta(days=3)
+LEASE = timedelta(seconds=60)
+TIMEOUT = (3.05, 10)
+PENDING, SENDING, SUCCEEDED, FAILED = "pending", "sending", "succeeded", "failed"
+
+
+def check_url(url: str, allow_private: bool) -> None:
+    """Refuse non-HTTP URLs and, unless allowed, hosts resolving to private/loopback/link-local."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValidationFailed("the webhook URL must be http(s) with a host", code="url_not_allowed")
+    if allow_private:
+        return
+    try:
+        infos = socket.getaddrinfo(parts.hostname, parts.port or 443, proto=socket.IPPROTO_TCP)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise ValidationFailed(f"cannot resolve {parts.hostname}", code="url_not_allowed") from exc
+    for info in infos:
+        ip = ipaddress.ip_address(info[4][0].split("%")[0])
+        if not ip.is_global or ip.is_multicast:
+            raise ValidationFailed(f"{parts.hostname} resolves to a non-public address",
+                                   code="url_not_allowed")
+
+
+def create_subscription(session: Session, ctx: ProgramContext, body: dict[str, Any],
+                        allow_private: bool) -> WebhookSubscription:
+    """Subscribe a URL to event types; the signing secret is returned once."""
+    check_url(body["url"], allow_private)
+    unknown = sorted(set(body["events"]) - set(EVENT_TYPES) - {"*"})
+    if unknown:
+        raise ValidationFailed(f"unknown event types: {', '.join(unknown)}", code="unknown_event_type")
+    sub = WebhookSubscription(id=new_id("whk"), program_id=ctx.id, url=body["url"],
+                              events=sorted(set(body["events"])),
+                              secret="whsec_" + base64.b64encode(secrets.token_bytes(32)).decode())
+    session.add(sub)
+    session.commit()
+    return sub
+
+
+def list_subscriptions(session: Session, ctx: ProgramContext) -> list[WebhookSubscription]:
+    """Return the program's subscriptions (deleted ones excluded), oldest first."""
+    return list(session.scalars(select(WebhookSubscription).where(
+        WebhookSubscription.program_id == ctx.id, WebhookSubscription.deleted_at.is_(None))
+        .order_by(WebhookSubscription.created_at)))
+
+
+def delete_subscription(session: Session, ctx: ProgramContext, sub_id: str) -> None:
+    """Unsubscribe (idempotent for the caller: a second delete is a 404)."""
+    sub = session.scalar(select(WebhookSubscription).where(
+        WebhookSubscription.id == sub_id, WebhookSubscription.program_id == ctx.id,
+        WebhookSubscription.deleted_at.is_(None)))
+    if sub is None:
+        raise NotFound("webhook subscription not found", code="subscription_not_found")
+    sub.deleted_at, sub.active = utcnow(), False
+    session.commit()
+
+
+def fan_out(session: Session, outbox_id: int) -> list[str]:
+    """Create one delivery per matching subscription and mark the event done; idempotent."""
+    event = session.get(OutboxEvent, outbox_id)
+    if event is None or event.done_at is not None:
+        return []
+    subs = session.scalars(select(WebhookSubscription).where(
+        WebhookSubscription.program_id == event.program_id, WebhookSubscription.active.is_(True)))
+    now = utcnow()
+    created = []
+    for sub in subs:
+        if "*" in sub.events or event.type in sub.events:
+            delivery = WebhookDelivery(id=new_id("msg"), program_id=event.program_id,
+                                       subscription_id=sub.id, outbox_id=event.id, status=PENDING,
+                                       next_attempt_at=now, created_at=now)
+            session.add(delivery)
+            created.append(delivery.id)
+    event.done_at = now
+    try:
+        session.commit()
+    except IntegrityError:  # a concurrent fan-out of the same event won
+        session.rollback()
+        return []
+    return created
+
+
+def _lease(session: Session, delivery_id: str, now: datetime) -> WebhookDelivery | None:
+    """Take the delivery for one sender; None when it is not due or someone else has it."""
+    taken = session.execute(
+        update(WebhookDelivery).where(
+            WebhookDelivery.id == delivery_id,
+            or_(WebhookDelivery.status == PENDING,
+                (WebhookDelivery.status == SENDING) & (WebhookDelivery.lease_until < now)),
+            WebhookDelivery.next_attempt_at <= now)
+        .values(status=SENDING, lease_until=now + LEASE)
+        .execution_options(synchronize_session=False)).rowcount  # type: ignore[attr-defined]
+    session.commit()
+    return session.get(WebhookDelivery, delivery_id) if taken == 1 else None
+
+
+def deliver(session: Session, delivery_id: str, allow_private: bool) -> str | None:
+    """Send one delivery attempt; record it; schedule the retry. Returns the new status."""
+    now = utcnow()
+    delivery = _lease(session, delivery_id, now)
+    if delivery is None:
+        return None
+    sub = session.get(WebhookSubscription, delivery.subscription_id)
+    event = session.get(OutboxEvent, delivery.outbox_id)
+    assert sub is not None and event is not None
+    if not sub.active:
+        return _finish(session, delivery, FAILED, None, "subscription inactive", 0)
+    status_code, error, elapsed = _post(sub, delivery, event, allow_private)
+    if status_code is not None and 200 <= status_code < 300:
+        sub.failing_since = None
+        return _finish(session, delivery, SUCCEEDED, status_code, None, elapsed)
+    if status_code == 410:  # the receiver says: this subscription is gone (Zapier semantics)
+        sub.active, sub.deleted_at, sub.disabled_reason = False, now, "receiver answered 410 Gone"
+        return _finish(session, delivery, FAILED, status_code, "410 Gone: unsubscribed", elapsed)
+    return _retry_or_give_up(session, sub, delivery, status_code, error, elapsed, now)
+
+
+def _post(sub: WebhookSubscription, delivery: WebhookDelivery, event: OutboxEvent,
+          allow_private: bool) -> tuple[int | None, str | None, int]:
+    body = json.dumps(event.payload, separators=(",", ":"), sort_keys=True)
+    started = time.monotonic()
+    try:
+        check_url(sub.url, allow_private)  # again at send time: DNS may have changed
+        timestamp = utcnow()
+        headers = {"content-type": "application/json", "user-agent": "referflow-webhooks/1",
+                   "webhook-id": delivery.id, "webhook-timestamp": str(int(timestamp.timestamp())),
+                   "webhook-signature": Webhook(sub.secret).sign(delivery.id, timestamp, body)}
+        response = requests.post(sub.url, data=body.encode(), headers=headers, timeout=TIMEOUT,
+                                 allow_redirects=False)
+        return response.status_code, None, int((time.monotonic() - started) * 1000)
+    except (requests.RequestException, ValidationFailed) as exc:
+        return None, f"{type(exc).__name__}: {str(exc)[:200]}", int((time.monotonic() - started) * 1000)
+
+
+def _retry_or_give_up(session: Session, sub: WebhookSubscription, delivery: WebhookDelivery,
+                      status_code: int | None, error: str | None, elapsed: int,
+                      now: datetime) -> str:
+    sub.failing_since = sub.failing_since or now
+    if now - sub.failing_since > DISABLE_AFTER:
+        sub.active = False
+        sub.disabled_reason = f"failing since {sub.failing_since.isoformat()}; disabled"
+        log.warning("webhook subscription %s disabled after failing for days", sub.id)
+    attempt = delivery.attempts + 1
+    if attempt > len(BACKOFF) or not sub.active:
+        return _finish(session, delivery, FAILED, status_code, error or f"HTTP {status_code}", elapsed)
+    wait = BACKOFF[attempt - 1] * random.uniform(0.9, 1.1)  # noqa: S311 (jitter, not crypto)
+    delivery.next_attempt_at = now + timedelta(seconds=wait)
+    return _finish(session, delivery, PENDING, status_code, error or f"HTTP {status_code}", elapsed)
+
+
+def _finish(session: Session, delivery: WebhookDelivery, status: str, status_code: int | None,
+            error: str | None, elapsed: int) -> str:
+    delivery.attempts += 1
+    delivery.status, delivery.last_status_code, delivery.last_error = status, status_code, error
+    delivery.lease_until = None
+    if status == SUCCEEDED:
+        delivery.delivered_at = utcnow()
+    session.add(DeliveryAttempt(delivery_id=delivery.id, at=utcnow(), status_code=status_code,
+                                error=error, duration_ms=elapsed))
+    session.commit()
+    return status
+
+
+def replay(session: Session, ctx: ProgramContext, delivery_id: str) -> WebhookDelivery:
+    """Send a delivery again from the start of the retry schedule."""
+    delivery = session.scalar(select(WebhookDelivery).where(
+        WebhookDelivery.id == delivery_id, WebhookDelivery.program_id == ctx.id))
+    if delivery is None:
+        raise NotFound("delivery not found", code="delivery_not_found")
+    delivery.status, delivery.attempts, delivery.next_attempt_at = PENDING, 0, utcnow()
+    delivery.lease_until = None
+    session.commit()
+    return delivery
+
+
+def deliveries_of(session: Session, ctx: ProgramContext, sub_id: str,
+                  limit: int = 50) -> list[tuple[WebhookDelivery, list[DeliveryAttempt]]]:
+    """Return a subscription's latest deliveries with their attempts."""
+    rows = list(session.scalars(select(WebhookDelivery).where(
+        WebhookDelivery.subscription_id == sub_id, WebhookDelivery.program_id == ctx.id)
+        .order_by(WebhookDelivery.created_at.desc()).limit(limit)))
+    return [(d, list(session.scalars(select(DeliveryAttempt).where(
+        DeliveryAttempt.delivery_id == d.id).order_by(DeliveryAttempt.id)))) for d in rows]
+
+
+def due_work(session: Session, now: datetime, limit: int = 500) -> tuple[list[int], list[tuple[str, int]]]:
+    """Return undone outbox ids, and (delivery id, attempts) of deliveries due to be sent."""
+    outbox = list(session.scalars(select(OutboxEvent.id).where(OutboxEvent.done_at.is_(None))
+                                  .order_by(OutboxEvent.id).limit(limit)))
+    due = session.execute(select(WebhookDelivery.id, WebhookDelivery.attempts).where(
+        or_((WebhookDelivery.status == PENDING) & (WebhookDelivery.next_attempt_at <= now),
+            (WebhookDelivery.status == SENDING) & (WebhookDelivery.lease_until < now)))
+        .order_by(WebhookDelivery.next_attempt_at).limit(limit)).all()
+    session.rollback()
+    return outbox, [(d, a) for d, a in due]

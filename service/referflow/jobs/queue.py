@@ -1,0 +1,51 @@
+"""Where jobs run: inline in the in-process runner, or on rq workers through Redis."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, Protocol
+
+log = logging.getLogger("referflow.jobs")
+QUEUE_NAME = "referflow"
+
+
+class JobQueue(Protocol):
+    """Run ``func(*args)`` once per ``job_id``, now or on a worker."""
+
+    def enqueue(self, func: Callable[..., Any], *args: Any, job_id: str) -> None: ...
+
+
+class InlineQueue:
+    """Run jobs right away in the calling thread (the embedded default's runner)."""
+
+    def enqueue(self, func: Callable[..., Any], *args: Any, job_id: str) -> None:
+        try:
+            func(*args)
+        except Exception:  # the database state says what is still to do; the next tick retries
+            log.exception("job %s failed", job_id.split(":")[0])
+
+
+class RqQueue:
+    """Hand jobs to rq; a job id already queued or running is not enqueued twice."""
+
+    def __init__(self, redis_url: str):
+        from redis import Redis
+        from rq import Queue
+
+        self.redis = Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=2)
+        self.queue = Queue(QUEUE_NAME, connection=self.redis)
+
+    def enqueue(self, func: Callable[..., Any], *args: Any, job_id: str) -> None:
+        from rq.exceptions import NoSuchJobError
+        from rq.job import Job, JobStatus
+
+        try:
+            status = Job.fetch(job_id, connection=self.redis).get_status(refresh=True)
+            if status in (JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED,
+                          JobStatus.DEFERRED, JobStatus.FINISHED):
+                return
+        except NoSuchJobError:
+            pass
+        self.queue.enqueue(func, *args, job_id=job_id, result_ttl=600, failure_ttl=86400,
+                           job_timeout=60)
