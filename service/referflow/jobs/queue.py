@@ -23,7 +23,7 @@ class InlineQueue:
         try:
             func(*args)
         except Exception:  # the database state says what is still to do; the next tick retries
-            log.exception("job %s failed", job_id.split(":")[0])
+            log.exception("job %s failed", job_id.split("-")[0])
 
 
 class RqQueue:

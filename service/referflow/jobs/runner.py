@@ -36,9 +36,9 @@ def dispatch(services: Any, queue: JobQueue) -> int:
     with services.db.session() as session:
         outbox, due = due_work(session, utcnow())
     for outbox_id in outbox:
-        queue.enqueue(process_outbox_event, outbox_id, job_id=f"outbox:{outbox_id}")
+        queue.enqueue(process_outbox_event, outbox_id, job_id=f"outbox-{outbox_id}")
     for delivery_id, attempts in due:
-        queue.enqueue(deliver_webhook, delivery_id, job_id=f"deliver:{delivery_id}:{attempts}")
+        queue.enqueue(deliver_webhook, delivery_id, job_id=f"deliver-{delivery_id}-{attempts}")
     return len(outbox) + len(due)
 
 

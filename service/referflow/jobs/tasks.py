@@ -17,7 +17,7 @@ def process_outbox_event(outbox_id: int) -> list[str]:
         created = webhooks.fan_out(session, outbox_id)
     if svc.queue is not None:
         for delivery_id in created:
-            svc.queue.enqueue(deliver_webhook, delivery_id, job_id=f"deliver:{delivery_id}:0")
+            svc.queue.enqueue(deliver_webhook, delivery_id, job_id=f"deliver-{delivery_id}-0")
     return created
 
 

@@ -1,0 +1,165 @@
+"""Real Redis, real rq worker processes, real HTTP: nothing lost, nothing twice."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+
+import pytest
+import requests
+from standardwebhooks.webhooks import Webhook
+
+from tests.conftest import ADMIN_TOKEN, PROGRAM_CONFIG
+from tests.live import free_port, live_server, service_env
+from tests.receiver import Receiver
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(shutil.which("redis-server") is None,
+                                 reason="redis-server is not installed (CI installs it)")]
+
+
+class RedisServer:
+    """A private redis-server on a free port that a test may stop and start again."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+                                      "--save", "", "--appendonly", "no"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _wait(lambda: subprocess.run(["redis-cli", "-p", str(self.port), "ping"],
+                                     capture_output=True).stdout.strip() == b"PONG", 10)
+
+    def stop(self) -> None:
+        if self.proc:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+
+def _wait(check, seconds, interval=0.1):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(interval)
+    return False
+
+
+@contextmanager
+def workers(database_url, redis_url, tmp, n=2):
+    logs = [(tmp / f"worker-{i}.log").open("w") for i in range(n)]
+    procs = [subprocess.Popen([sys.executable, "-m", "referflow.cli", "worker", "--tick-seconds", "0.3"],
+                              env=service_env(database_url, REDIS_URL=redis_url,
+                                              REFERFLOW_ALLOW_PRIVATE_WEBHOOK_URLS="true"),
+                              cwd=tmp, stdout=log, stderr=subprocess.STDOUT) for log in logs]
+    try:
+        yield procs
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        for log in logs:
+            log.close()
+
+
+@pytest.fixture()
+def stack(database_url, settings, tmp_path):
+    """Redis + web (Redis mode: no in-process jobs) + two rq workers + a webhook receiver."""
+    redis = RedisServer()
+    redis.start()
+    try:
+        with live_server(database_url, tmp_path, REDIS_URL=redis.url,
+                         REFERFLOW_ALLOW_PRIVATE_WEBHOOK_URLS="true") as base, \
+                workers(database_url, redis.url, tmp_path) as procs, Receiver() as receiver:
+            yield base, redis, procs, receiver
+    finally:
+        redis.stop()
+
+
+def _program(base):
+    created = requests.post(f"{base}/v1/admin/programs", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+                            json={"name": "rq", "config": PROGRAM_CONFIG}, timeout=10).json()
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {created['api_key']['key']}"
+    session.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=50))
+    return session
+
+
+def _claim(session, base, code, friend):
+    response = session.post(f"{base}/v1/referrals/claim", json={
+        "code": code, "friend": {"external_id": friend, "email": f"{friend}@mail.test"}}, timeout=10)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def _link(session, base, who="adv"):
+    return session.post(f"{base}/v1/links", json={"advocate": {"external_id": who,
+                                                               "email": f"{who}@mail.test"}},
+                        timeout=10).json()["code"]
+
+
+def test_workers_deliver_signed_webhooks(stack):
+    base, _, _, receiver = stack
+    session = _program(base)
+    secret = session.post(f"{base}/v1/webhooks", json={"url": receiver.url, "events": ["*"]},
+                          timeout=10).json()["secret"]
+    _claim(session, base, _link(session, base), "f1")
+    assert _wait(lambda: len(receiver.requests) >= 1, 20)
+    request = receiver.requests[0]
+    event = Webhook(secret).verify(request["body"], {k.lower(): v for k, v in request["headers"].items()})
+    assert event["type"] == "referral.claimed"
+
+
+def test_redis_down_loses_nothing(stack):
+    base, redis, _, receiver = stack
+    session = _program(base)
+    session.post(f"{base}/v1/webhooks", json={"url": receiver.url, "events": ["referral.claimed"]},
+                 timeout=10)
+    code = _link(session, base)
+    redis.stop()
+    friends = [f"down-{i}" for i in range(20)]
+    for friend in friends:  # the API keeps answering: events wait in the outbox
+        _claim(session, base, code, friend)
+    time.sleep(1.5)
+    assert receiver.requests == []
+    redis.start()
+    assert _wait(lambda: len(receiver.requests) >= len(friends), 60), len(receiver.requests)
+    time.sleep(1.5)  # and nothing more arrives: each event exactly once
+    got = sorted(e["data"]["referral"]["friend"]["external_id"] for e in receiver.events())
+    assert got == sorted(friends)
+
+
+def test_fifty_identical_deliveries_in_parallel_have_one_effect(stack):
+    base, _, _, receiver = stack
+    session = _program(base)
+    session.post(f"{base}/v1/webhooks", json={"url": receiver.url, "events": ["referral.qualified"]},
+                 timeout=10)
+    referral = _claim(session, base, _link(session, base), "f50")
+    body = {"referral_id": referral["id"], "event": {
+        "id": "in_same", "type": "first_paid_invoice", "amount": 4900, "currency": "EUR",
+        "occurred_at": "2026-11-20T10:00:00Z"}}
+    with ThreadPoolExecutor(50) as pool:
+        responses = list(pool.map(lambda _: session.post(f"{base}/v1/referrals/qualify", json=body,
+                                                         timeout=30), range(50)))
+    assert {r.status_code for r in responses} == {200}
+    history = session.get(f"{base}/v1/referrals/{referral['id']}", timeout=10).json()["history"]
+    assert [h["action"] for h in history].count("qualified") == 1
+    assert _wait(lambda: len(receiver.requests) >= 1, 20)
+    time.sleep(1.5)
+    assert len(receiver.requests) == 1
