@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -14,6 +16,7 @@ import requests
 from standardwebhooks.webhooks import Webhook
 
 from tests.conftest import ADMIN_TOKEN, PROGRAM_CONFIG
+from tests.fakes.stripe import API_KEY, FakeStripe
 from tests.live import free_port, live_server, service_env
 from tests.receiver import Receiver
 
@@ -57,17 +60,18 @@ def _wait(check, seconds, interval=0.1):
 
 
 @contextmanager
-def workers(database_url, redis_url, tmp, n=2):
-    logs = [(tmp / f"worker-{i}.log").open("w") for i in range(n)]
+def workers(database_url, redis_url, tmp, n=2, **env):
+    logs = [(tmp / f"worker-{time.monotonic_ns()}-{i}.log").open("w") for i in range(n)]
     procs = [subprocess.Popen([sys.executable, "-m", "referflow.cli", "worker", "--tick-seconds", "0.3"],
                               env=service_env(database_url, REDIS_URL=redis_url,
-                                              REFERFLOW_ALLOW_PRIVATE_WEBHOOK_URLS="true"),
+                                              REFERFLOW_ALLOW_PRIVATE_WEBHOOK_URLS="true", **env),
                               cwd=tmp, stdout=log, stderr=subprocess.STDOUT) for log in logs]
     try:
         yield procs
     finally:
         for proc in procs:
-            proc.terminate()
+            if proc.poll() is None:
+                proc.terminate()
         for proc in procs:
             try:
                 proc.wait(timeout=15)
@@ -163,3 +167,44 @@ def test_fifty_identical_deliveries_in_parallel_have_one_effect(stack):
     assert _wait(lambda: len(receiver.requests) >= 1, 20)
     time.sleep(1.5)
     assert len(receiver.requests) == 1
+
+
+def test_worker_killed_mid_issue_pays_exactly_once(database_url, settings, tmp_path):
+    redis = RedisServer()
+    redis.start()
+    env = {"REFERFLOW_STRIPE_API_BASE": "", "REFERFLOW_JOB_LEASE_SECONDS": "2"}
+    try:
+        with FakeStripe() as stripe, live_server(database_url, tmp_path, REDIS_URL=redis.url) as base:
+            env["REFERFLOW_STRIPE_API_BASE"] = stripe.base
+            admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+            config = {**PROGRAM_CONFIG, "hold_days": 0, "rewards": {
+                "advocate": {"type": "gift_card", "amount": 2500}, "friend": {"type": "none"}},
+                "fulfilment": {"issuer": "stripe_promotion_code", "auto_issue": True}}
+            key = requests.post(f"{base}/v1/admin/programs", headers=admin, timeout=10,
+                                json={"name": "kill", "config": config}).json()["api_key"]["key"]
+            session = requests.Session()
+            session.headers["Authorization"] = f"Bearer {key}"
+            session.put(f"{base}/v1/providers/stripe", json={"credentials": {"api_key": API_KEY}},
+                        timeout=10)
+            stripe.delay_next = [0, 6]  # the coupon answers at once; the promotion code hangs
+            with workers(database_url, redis.url, tmp_path, n=1, **env) as procs:
+                referral = _claim(session, base, _link(session, base), "f-kill")
+                session.post(f"{base}/v1/referrals/qualify", timeout=10, json={
+                    "referral_id": referral["id"], "event": {
+                        "id": "in_kill", "type": "first_order", "amount": 100, "currency": "EUR",
+                        "occurred_at": "2026-11-20T10:00:00Z"}})
+                assert _wait(lambda: any(c["path"] == "/v1/promotion_codes" for c in stripe.calls), 20)
+                os.kill(procs[0].pid, signal.SIGKILL)  # mid-call: Stripe made it, we never heard
+                procs[0].wait()
+            with workers(database_url, redis.url, tmp_path, n=1, **env):
+                assert _wait(lambda: session.get(f"{base}/v1/referrals/{referral['id']}", timeout=10)
+                             .json()["status"] == "rewarded", 40)
+            assert len(stripe.promotion_codes) == 1 and len(stripe.coupons) == 1
+            history = session.get(f"{base}/v1/referrals/{referral['id']}", timeout=10).json()["history"]
+            paid = history[-1]["data"]["rewards"]
+            assert [r["external_id"] for r in paid] == list(stripe.promotion_codes)
+            promo_calls = [c for c in stripe.calls if c["path"] == "/v1/promotion_codes"]
+            assert len(promo_calls) == 2  # the retry reused the key: Stripe replayed, no new code
+            assert len({c["headers"]["Idempotency-Key"] for c in promo_calls}) == 1
+    finally:
+        redis.stop()

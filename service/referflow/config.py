@@ -35,6 +35,9 @@ class Settings:
     validate_responses: bool = False
     job_poll_seconds: float = 2.0
     start_jobs: bool = True
+    job_lease_seconds: float = 60.0
+    stripe_api_base: str = "https://api.stripe.com"
+    shopify_api_base: str | None = None
 
     @property
     def embedded(self) -> bool:
@@ -75,6 +78,9 @@ class Settings:
             max_body_bytes=int(env.get("REFERFLOW_MAX_BODY_BYTES", str(64 * 1024))),
             validate_responses=_flag(env, "REFERFLOW_VALIDATE_RESPONSES"),
             start_jobs=_flag(env, "REFERFLOW_START_JOBS", default=True),
+            job_lease_seconds=float(env.get("REFERFLOW_JOB_LEASE_SECONDS", "60")),
+            stripe_api_base=env.get("REFERFLOW_STRIPE_API_BASE", "https://api.stripe.com"),
+            shopify_api_base=env.get("REFERFLOW_SHOPIFY_API_BASE") or None,
         )
 
 

@@ -38,6 +38,10 @@ def approve(session: Session, ctx: ProgramContext, referral: Referral, actor: Ac
         "rewards": {"advocate": advocate_amount, "friend": friend_amount}})
     session.flush()
     _update_tier(session, ctx, advocate, now)
+    if ctx.config.fulfilment.auto_issue:
+        from referflow.actions.rewards import plan_rewards
+
+        plan_rewards(session, ctx, referral, now)
 
 
 def _has_caps(ctx: ProgramContext) -> bool:

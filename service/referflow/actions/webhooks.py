@@ -221,13 +221,19 @@ def deliveries_of(session: Session, ctx: ProgramContext, sub_id: str,
         DeliveryAttempt.delivery_id == d.id).order_by(DeliveryAttempt.id)))) for d in rows]
 
 
-def due_work(session: Session, now: datetime, limit: int = 500) -> tuple[list[int], list[tuple[str, int]]]:
-    """Return undone outbox ids, and (delivery id, attempts) of deliveries due to be sent."""
+def due_work(session: Session, now: datetime, limit: int = 500) -> tuple[list[int], list[tuple[str, str]]]:
+    """Return undone outbox ids, and (delivery id, job generation) of deliveries due to be sent."""
     outbox = list(session.scalars(select(OutboxEvent.id).where(OutboxEvent.done_at.is_(None))
                                   .order_by(OutboxEvent.id).limit(limit)))
-    due = session.execute(select(WebhookDelivery.id, WebhookDelivery.attempts).where(
+    due = session.execute(select(WebhookDelivery.id, WebhookDelivery.attempts,
+                                 WebhookDelivery.lease_until).where(
         or_((WebhookDelivery.status == PENDING) & (WebhookDelivery.next_attempt_at <= now),
             (WebhookDelivery.status == SENDING) & (WebhookDelivery.lease_until < now)))
         .order_by(WebhookDelivery.next_attempt_at).limit(limit)).all()
     session.rollback()
-    return outbox, [(d, a) for d, a in due]
+    return outbox, [(d, generation(a, lease)) for d, a, lease in due]
+
+
+def generation(attempts: int, lease_until: datetime | None) -> str:
+    """Return a job-id suffix that changes whenever the work item's state does."""
+    return f"{attempts}-{int(lease_until.timestamp()) if lease_until else 0}"

@@ -47,3 +47,12 @@ def update_program_config(caller: Caller, body: dict[str, Any]) -> dict[str, Any
     program = programs.update_config(session, _schemas(), caller.ctx.id, body["config"])
     current_app.extensions["referflow"].keys.forget_program(program.id)
     return payloads.program(program)
+
+
+@operation(bp, "configureProvider", "PUT", "/v1/providers/<provider>", tag="program",
+           request_schema="configure-provider.request", response="provider",
+           summary="Set a provider's webhook secrets, credentials and options (write-only secrets)")
+def configure_provider(caller: Caller, body: dict[str, Any], provider: str) -> dict[str, Any]:
+    from referflow.actions import providers
+
+    return providers.public_view(providers.configure(db_session(), caller.ctx, provider, body))

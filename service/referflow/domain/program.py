@@ -76,6 +76,14 @@ class Review:
 
 
 @dataclass(frozen=True)
+class Fulfilment:
+    """How approved referrals are paid."""
+
+    issuer: str = "ledger"
+    auto_issue: bool = False
+
+
+@dataclass(frozen=True)
 class ProgramConfig:
     """The rules of one referral program (validated against program.schema.json first)."""
 
@@ -96,6 +104,7 @@ class ProgramConfig:
     caps: Caps = field(default_factory=Caps)
     tiers: tuple[Tier, ...] = ()
     review: Review = field(default_factory=Review)
+    fulfilment: Fulfilment = field(default_factory=Fulfilment)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ProgramConfig:
@@ -111,6 +120,7 @@ class ProgramConfig:
         kwargs["velocity"] = Velocity(**kwargs.get("velocity", {}))
         kwargs["caps"] = Caps(**kwargs.get("caps", {}))
         kwargs["review"] = Review(**kwargs.get("review", {}))
+        kwargs["fulfilment"] = Fulfilment(**kwargs.get("fulfilment", {}))
         kwargs["tiers"] = tuple(sorted((_tier(t) for t in kwargs.get("tiers", [])),
                                        key=lambda t: t.min_approved))
         return cls(**kwargs)

@@ -27,7 +27,11 @@ class InlineQueue:
 
 
 class RqQueue:
-    """Hand jobs to rq; a job id already queued or running is not enqueued twice."""
+    """Hand jobs to rq; a job id seen before is not enqueued twice, unless that job failed.
+
+    Job ids carry the state they act on (attempt number, lease generation), so after a worker
+    dies the next state gets a new id; the database lease is what prevents double work.
+    """
 
     def __init__(self, redis_url: str):
         from redis import Redis
@@ -41,10 +45,11 @@ class RqQueue:
         from rq.job import Job, JobStatus
 
         try:
-            status = Job.fetch(job_id, connection=self.redis).get_status(refresh=True)
-            if status in (JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED,
-                          JobStatus.DEFERRED, JobStatus.FINISHED):
+            job = Job.fetch(job_id, connection=self.redis)
+            if job.get_status(refresh=True) not in (JobStatus.FAILED, JobStatus.STOPPED,
+                                                    JobStatus.CANCELED):
                 return
+            job.delete()
         except NoSuchJobError:
             pass
         self.queue.enqueue(func, *args, job_id=job_id, result_ttl=600, failure_ttl=86400,

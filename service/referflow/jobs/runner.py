@@ -30,16 +30,22 @@ def sweep(services: Any) -> int:
 
 
 def dispatch(services: Any, queue: JobQueue) -> int:
-    """Hand undone outbox events and due deliveries to the queue; return how many."""
-    from referflow.jobs.tasks import deliver_webhook, process_outbox_event
+    """Hand undone outbox events, due deliveries and due rewards to the queue; return how many."""
+    from referflow.actions.rewards import due_rewards
+    from referflow.jobs.tasks import deliver_webhook, issue_reward, process_outbox_event
 
+    now = utcnow()
     with services.db.session() as session:
-        outbox, due = due_work(session, utcnow())
+        outbox, deliveries = due_work(session, now)
+        rewards = due_rewards(session, now)
+    bucket = int(now.timestamp()) // 30  # an undone outbox row is offered again every 30 s
     for outbox_id in outbox:
-        queue.enqueue(process_outbox_event, outbox_id, job_id=f"outbox-{outbox_id}")
-    for delivery_id, attempts in due:
-        queue.enqueue(deliver_webhook, delivery_id, job_id=f"deliver-{delivery_id}-{attempts}")
-    return len(outbox) + len(due)
+        queue.enqueue(process_outbox_event, outbox_id, job_id=f"outbox-{outbox_id}-{bucket}")
+    for delivery_id, generation in deliveries:
+        queue.enqueue(deliver_webhook, delivery_id, job_id=f"deliver-{delivery_id}-{generation}")
+    for reward_id, generation in rewards:
+        queue.enqueue(issue_reward, reward_id, job_id=f"reward-{reward_id}-{generation}")
+    return len(outbox) + len(deliveries) + len(rewards)
 
 
 def tick(services: Any, queue: JobQueue) -> None:

@@ -17,7 +17,7 @@ def process_outbox_event(outbox_id: int) -> list[str]:
         created = webhooks.fan_out(session, outbox_id)
     if svc.queue is not None:
         for delivery_id in created:
-            svc.queue.enqueue(deliver_webhook, delivery_id, job_id=f"deliver-{delivery_id}-0")
+            svc.queue.enqueue(deliver_webhook, delivery_id, job_id=f"deliver-{delivery_id}-0-0")
     return created
 
 
@@ -26,3 +26,12 @@ def deliver_webhook(delivery_id: str) -> str | None:
     svc = services()
     with svc.db.session() as session:
         return webhooks.deliver(session, delivery_id, svc.settings.allow_private_webhook_urls)
+
+
+def issue_reward(reward_id: str) -> str | None:
+    """Issue one reward through the program's issuer (idempotent per reward id)."""
+    from referflow.actions import rewards
+
+    svc = services()
+    with svc.db.session() as session:
+        return rewards.issue_reward(session, svc, reward_id)

@@ -358,3 +358,41 @@ class DeliveryAttempt(Base):
     status_code: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(String(500))
     duration_ms: Mapped[int] = mapped_column(Integer)
+
+
+class Reward(Base):
+    """One side's reward of one referral, issued through the program's issuer exactly once."""
+
+    __tablename__ = "rewards"
+    __table_args__ = (
+        UniqueConstraint("referral_id", "side"),
+        Index(None, "status", "next_attempt_at"),
+    )
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    program_id: Mapped[str] = mapped_column(String(32), index=True)
+    referral_id: Mapped[str] = mapped_column(ForeignKey("referrals.id"))
+    side: Mapped[str] = mapped_column(String(16))
+    issuer: Mapped[str] = mapped_column(String(40))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None]
+    lease_until: Mapped[datetime | None]
+    external_id: Mapped[str | None] = mapped_column(String(200))
+    code: Mapped[str | None] = mapped_column(String(100))
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+    issued_at: Mapped[datetime | None]
+
+
+class ProviderConfig(Base):
+    """A provider's settings for one program; secrets and credentials are never returned."""
+
+    __tablename__ = "provider_configs"
+    program_id: Mapped[str] = mapped_column(ForeignKey("programs.id"), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(20), primary_key=True)
+    webhook_secrets: Mapped[list[Any]] = mapped_column(default=list)
+    credentials: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    updated_at: Mapped[datetime] = mapped_column(default=_now)

@@ -1,0 +1,165 @@
+"""Background reward issuing: planned at approval, issued by the program's issuer exactly once."""
+
+from __future__ import annotations
+
+import logging
+import random
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from referflow.actions.common import SYSTEM, ProgramContext, load_program, move
+from referflow.actions.events import emit
+from referflow.domain import referral as states
+from referflow.domain.codes import new_id
+from referflow.domain.timeutil import utcnow
+from referflow.errors import PermanentProviderError, RetryableProviderError
+from referflow.providers import issuers
+from referflow.storage.models import Advocate, Referral, Reward
+
+log = logging.getLogger("referflow.rewards")
+PENDING, ISSUING, ISSUED, FAILED = "pending", "issuing", "issued", "failed"
+BACKOFF = (10, 60, 300, 1800, 7200, 21600, 43200)
+
+
+def plan_rewards(session: Session, ctx: ProgramContext, referral: Referral, now: datetime) -> None:
+    """Queue one reward per paid side of an approved referral (auto-issue programs)."""
+    for side, amount in (("advocate", referral.advocate_reward), ("friend", referral.friend_reward)):
+        if amount:
+            session.add(Reward(id=new_id("rwd"), program_id=ctx.id, referral_id=referral.id,
+                               side=side, issuer=ctx.config.fulfilment.issuer, amount=amount,
+                               currency=ctx.config.currency, status=PENDING, next_attempt_at=now,
+                               created_at=now))
+
+
+def due_rewards(session: Session, now: datetime, limit: int = 200) -> list[tuple[str, str]]:
+    """Return (reward id, job generation) of rewards due to be issued (or whose issuer died)."""
+    from referflow.actions.webhooks import generation
+
+    rows = session.execute(select(Reward.id, Reward.attempts, Reward.lease_until).where(or_(
+        (Reward.status == PENDING) & (Reward.next_attempt_at <= now),
+        (Reward.status == ISSUING) & (Reward.lease_until < now))).limit(limit)).all()
+    session.rollback()
+    return [(r, generation(a, lease)) for r, a, lease in rows]
+
+
+def _lease(session: Session, reward_id: str, now: datetime, lease: float) -> Reward | None:
+    taken = session.execute(update(Reward).where(
+        Reward.id == reward_id,
+        or_((Reward.status == PENDING) & (Reward.next_attempt_at <= now),
+            (Reward.status == ISSUING) & (Reward.lease_until < now)))
+        .values(status=ISSUING, lease_until=now + timedelta(seconds=lease))
+        .execution_options(synchronize_session=False)).rowcount  # type: ignore[attr-defined]
+    session.commit()
+    return session.get(Reward, reward_id) if taken == 1 else None
+
+
+def issue_reward(session: Session, services: Any, reward_id: str) -> str | None:
+    """Issue one reward through its issuer; record the result; schedule a retry on outage."""
+    now = utcnow()
+    settings = services.settings
+    reward = _lease(session, reward_id, now, settings.job_lease_seconds)
+    if reward is None:
+        return None
+    ctx = load_program(session, reward.program_id, settings.secret_key)
+    referral = session.get(Referral, reward.referral_id)
+    assert referral is not None
+    try:
+        if reward.issuer == "ledger":
+            return _issue_on_ledger(session, ctx, reward, referral)
+        result = _issuer(session, services, reward).issue(_request(session, ctx, reward, referral))
+    except RetryableProviderError as exc:
+        return _retry(session, reward, str(exc), exc.retry_after, now)
+    except PermanentProviderError as exc:
+        return _fail(session, ctx, reward, str(exc))
+    reward.external_id, reward.code = result.external_id, result.code
+    return _issued(session, ctx, reward, referral, None)
+
+
+def _issuer(session: Session, services: Any, reward: Reward) -> issuers.RewardIssuer:
+    from referflow.actions.providers import credentials
+
+    settings = services.settings
+    if reward.issuer.startswith("stripe_"):
+        (api_key,) = credentials(session, reward.program_id, "stripe", "api_key")
+        cls = issuers.StripeBalanceIssuer if reward.issuer == "stripe_balance" \
+            else issuers.StripePromotionCodeIssuer
+        return cls(api_key, settings.stripe_api_base)
+    shop, token = credentials(session, reward.program_id, "shopify", "shop", "access_token")
+    return issuers.ShopifyGiftCardIssuer(shop, token, settings.shopify_api_base, settings.secret_key)
+
+
+def _request(session: Session, ctx: ProgramContext, reward: Reward,
+             referral: Referral) -> issuers.RewardRequest:
+    advocate = session.get(Advocate, referral.advocate_id)
+    recipient = advocate.external_id if reward.side == "advocate" and advocate else \
+        referral.friend_external_id
+    return issuers.RewardRequest(
+        reward_id=reward.id, amount=reward.amount, currency=reward.currency,
+        # From the reward's own creation time: a retry must send exactly the same parameters.
+        expires_at=reward.created_at + timedelta(days=ctx.config.gift_card_expiry_days),
+        recipient_external_id=recipient,
+        description=f"Referral reward ({reward.side}) for {referral.id}")
+
+
+def _issue_on_ledger(session: Session, ctx: ProgramContext, reward: Reward,
+                     referral: Referral) -> str:
+    from referflow.actions.giftcards import issue_gift_card
+
+    card = issue_gift_card(session, ctx, {"referral_id": referral.id, "side": reward.side},
+                           SYSTEM)[0]
+    reward = session.get(Reward, reward.id)  # the issue committed: reload ours
+    assert reward is not None
+    reward.external_id, reward.code = card.id, card.code
+    return _issued(session, ctx, reward, referral, "ledger")
+
+
+def _issued(session: Session, ctx: ProgramContext, reward: Reward, referral: Referral,
+            already_announced: str | None) -> str:
+    reward.status, reward.issued_at, reward.lease_until = ISSUED, utcnow(), None
+    reward.attempts += 1
+    if already_announced is None:  # the ledger announces its own cards
+        emit(session, ctx.id, "reward.issued", {"issuer": reward.issuer, "reward": _dump(reward)})
+        session.flush()
+        _complete_if_all_issued(session, ctx, referral)
+    session.commit()
+    return ISSUED
+
+
+def _complete_if_all_issued(session: Session, ctx: ProgramContext, referral: Referral) -> None:
+    statuses = set(session.scalars(select(Reward.status).where(Reward.referral_id == referral.id)))
+    session.refresh(referral)
+    if statuses == {ISSUED} and referral.status == states.APPROVED:
+        move(session, ctx, referral, states.REWARDED, "rewarded", SYSTEM,
+             data={"rewards": [_dump(r) for r in session.scalars(
+                 select(Reward).where(Reward.referral_id == referral.id))]})
+
+
+def _dump(reward: Reward) -> dict[str, Any]:
+    return {"id": reward.id, "referral_id": reward.referral_id, "side": reward.side,
+            "issuer": reward.issuer, "amount": reward.amount, "currency": reward.currency,
+            "external_id": reward.external_id, "code": reward.code}
+
+
+def _retry(session: Session, reward: Reward, error: str, retry_after: float | None,
+           now: datetime) -> str:
+    reward.attempts += 1
+    wait = retry_after or BACKOFF[min(reward.attempts, len(BACKOFF)) - 1]
+    reward.status, reward.lease_until, reward.last_error = PENDING, None, error[:500]
+    reward.next_attempt_at = now + timedelta(seconds=wait * random.uniform(0.9, 1.1))  # noqa: S311
+    session.commit()
+    log.warning("reward %s: provider unavailable, retrying", reward.id)
+    return PENDING
+
+
+def _fail(session: Session, ctx: ProgramContext, reward: Reward, error: str) -> str:
+    reward.attempts += 1
+    reward.status, reward.lease_until, reward.last_error = FAILED, None, error[:500]
+    emit(session, ctx.id, "reward.failed", {
+        "reward_id": reward.id, "referral_id": reward.referral_id, "side": reward.side,
+        "issuer": reward.issuer, "amount": reward.amount, "currency": reward.currency,
+        "reason": error[:500], "retryable": False})
+    session.commit()
+    return FAILED

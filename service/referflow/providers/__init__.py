@@ -1,0 +1,1 @@
+"""Provider adapters: reward issuers now; inbound verification and sync next."""

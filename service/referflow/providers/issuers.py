@@ -1,0 +1,154 @@
+"""Reward issuers behind one small interface, chosen per program (``fulfilment.issuer``).
+
+Each external call carries an idempotency key derived from the reward id, so a retry after a
+crash never issues twice: Stripe ``Idempotency-Key``; Shopify a gift-card code derived from the
+reward id (a second create is refused as TAKEN, and that card is ours).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Protocol
+
+from referflow.errors import PermanentProviderError
+from referflow.providers.http import call
+
+STRIPE_VERSION = "2025-04-30.basil"
+SHOPIFY_VERSION = "2025-01"
+# ISO 4217 currencies without minor units, for converting minor units to a decimal amount.
+ZERO_DECIMAL = frozenset({"BIF", "CLP", "DJF", "GNF", "JPY", "KMF", "KRW", "MGA", "PYG", "RWF",
+                          "UGX", "VND", "VUV", "XAF", "XOF", "XPF", "ISK", "HUF", "TWD"})
+
+
+@dataclass(frozen=True)
+class RewardRequest:
+    """What to issue: one side of one referral."""
+
+    reward_id: str
+    amount: int
+    currency: str
+    expires_at: datetime
+    recipient_external_id: str | None
+    description: str
+
+
+@dataclass(frozen=True)
+class IssueResult:
+    """What the provider created."""
+
+    external_id: str
+    code: str | None
+
+
+class RewardIssuer(Protocol):
+    """Issue a reward exactly once per ``reward_id``."""
+
+    name: str
+
+    def issue(self, request: RewardRequest) -> IssueResult: ...
+
+
+def major_units(amount: int, currency: str) -> Decimal:
+    """Convert integer minor units to the provider's decimal amount."""
+    return Decimal(amount) if currency in ZERO_DECIMAL else Decimal(amount).scaleb(-2)
+
+
+class StripePromotionCodeIssuer:
+    """A single-use promotion code on a one-off amount-off coupon."""
+
+    name = "stripe_promotion_code"
+
+    def __init__(self, api_key: str, api_base: str):
+        self.api_key, self.api_base = api_key, api_base.rstrip("/")
+
+    def _post(self, path: str, data: dict[str, Any], key: str) -> dict[str, Any]:
+        return call("POST", f"{self.api_base}{path}", "stripe", data=data, headers={
+            "Authorization": f"Bearer {self.api_key}", "Stripe-Version": STRIPE_VERSION,
+            "Idempotency-Key": key}).json()
+
+    def issue(self, request: RewardRequest) -> IssueResult:
+        coupon = self._post("/v1/coupons", {
+            "amount_off": request.amount, "currency": request.currency.lower(),
+            "duration": "once", "max_redemptions": 1, "name": request.description[:40],
+            "metadata[referflow_reward_id]": request.reward_id}, f"{request.reward_id}-coupon")
+        promo = self._post("/v1/promotion_codes", {
+            "coupon": coupon["id"], "max_redemptions": 1,
+            "expires_at": int(request.expires_at.timestamp()),
+            "metadata[referflow_reward_id]": request.reward_id}, f"{request.reward_id}-promo")
+        return IssueResult(promo["id"], promo["code"])
+
+
+class StripeBalanceIssuer(StripePromotionCodeIssuer):
+    """A credit on the recipient's Stripe customer balance (their external id is a cus_ id)."""
+
+    name = "stripe_balance"
+
+    def issue(self, request: RewardRequest) -> IssueResult:
+        customer = request.recipient_external_id or ""
+        if not customer.startswith("cus_"):
+            raise PermanentProviderError("stripe: the recipient's external id is not a Stripe "
+                                         "customer id (cus_...)")
+        txn = self._post(f"/v1/customers/{customer}/balance_transactions", {
+            "amount": -request.amount, "currency": request.currency.lower(),
+            "description": request.description[:200],
+            "metadata[referflow_reward_id]": request.reward_id}, f"{request.reward_id}-balance")
+        return IssueResult(txn["id"], None)
+
+
+GIFT_CARD_CREATE = """
+mutation referflowGiftCard($input: GiftCardCreateInput!) {
+  giftCardCreate(input: $input) {
+    giftCard { id lastCharacters expiresOn initialValue { amount currencyCode } }
+    giftCardCode
+    userErrors { field code message }
+  }
+}"""
+GIFT_CARD_BY_CODE = """
+query referflowGiftCardByCode($query: String!) {
+  giftCards(first: 1, query: $query) { nodes { id lastCharacters } }
+}"""
+
+
+class ShopifyGiftCardIssuer:
+    """A Shopify gift card (Admin GraphQL ``giftCardCreate``) with expiry."""
+
+    name = "shopify_gift_card"
+
+    def __init__(self, shop: str, access_token: str, api_base: str | None, secret: str):
+        base = api_base.rstrip("/") if api_base else f"https://{shop}"
+        self.url = f"{base}/admin/api/{SHOPIFY_VERSION}/graphql.json"
+        self.token, self.secret = access_token, secret
+
+    def code_for(self, reward_id: str) -> str:
+        """Return this reward's card code: derived from the id, unguessable, 20 alphanumerics."""
+        digest = hmac.new(self.secret.encode(), f"shopify-gift-card:{reward_id}".encode(),
+                          hashlib.sha256).hexdigest()
+        return digest[:20]
+
+    def _graphql(self, query: str, variables: dict[str, Any]) -> dict[str, Any]:
+        body = call("POST", self.url, "shopify", json={"query": query, "variables": variables},
+                    headers={"X-Shopify-Access-Token": self.token}).json()
+        if body.get("errors"):
+            raise PermanentProviderError(f"shopify: {body['errors'][0].get('message')}")
+        return body["data"]
+
+    def issue(self, request: RewardRequest) -> IssueResult:
+        code = self.code_for(request.reward_id)
+        data = self._graphql(GIFT_CARD_CREATE, {"input": {
+            "initialValue": str(major_units(request.amount, request.currency)), "code": code,
+            "expiresOn": request.expires_at.date().isoformat(),
+            "note": f"referflow reward {request.reward_id}: {request.description}"[:255]}})
+        payload = data["giftCardCreate"]
+        errors = payload.get("userErrors") or []
+        if any(e.get("code") == "TAKEN" for e in errors):  # created before a crash: it is ours
+            found = self._graphql(GIFT_CARD_BY_CODE, {"query": f"code:{code}"})
+            nodes = found["giftCards"]["nodes"]
+            if nodes:
+                return IssueResult(nodes[0]["id"], code)
+        if errors or not payload.get("giftCard"):
+            raise PermanentProviderError(f"shopify: {errors[0]['message'] if errors else 'no card'}")
+        return IssueResult(payload["giftCard"]["id"], payload.get("giftCardCode") or code)

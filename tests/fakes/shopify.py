@@ -1,0 +1,57 @@
+"""A fake Shopify Admin GraphQL API for gift cards (giftCardCreate, giftCards query).
+
+Follows the documented shapes: GiftCardCreatePayload {giftCard, giftCardCode, userErrors
+[{field, code, message}]}, codes of 8-20 letters and digits, unique (TAKEN otherwise).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from tests.fakes.server import FakeServer
+
+TOKEN = "shpat_fake_0123456789abcdef"
+SHOP = "referflow-test.myshopify.com"
+
+
+class FakeShopify(FakeServer):
+    def __init__(self) -> None:
+        super().__init__()
+        self.cards: dict[str, dict[str, Any]] = {}  # by lowercase code
+
+    def handle(self, method, path, headers, body):
+        import json
+
+        if headers.get("X-Shopify-Access-Token") != TOKEN:
+            return 401, {}, {"errors": "[API] Invalid API key or access token (unrecognized login "
+                                       "or wrong password)"}
+        if not re.fullmatch(r"/admin/api/\d{4}-\d{2}/graphql\.json", path):
+            return 404, {}, {"errors": "Not Found"}
+        request = json.loads(body)
+        query, variables = request["query"], request.get("variables", {})
+        if "giftCardCreate" in query:
+            return 200, {}, {"data": {"giftCardCreate": self._create(variables["input"])}}
+        if "giftCards(" in query:
+            code = variables["query"].removeprefix("code:").lower()
+            card = self.cards.get(code)
+            return 200, {}, {"data": {"giftCards": {"nodes": [
+                {"id": card["id"], "lastCharacters": card["lastCharacters"]}] if card else []}}}
+        return 200, {}, {"errors": [{"message": "Field doesn't exist on type 'QueryRoot'"}]}
+
+    def _create(self, data):
+        code = data.get("code", "")
+        if not re.fullmatch(r"[A-Za-z0-9]{8,20}", code):
+            return {"giftCard": None, "giftCardCode": None, "userErrors": [
+                {"field": ["input", "code"], "code": "INVALID", "message": "Code is invalid"}]}
+        if code.lower() in self.cards:
+            return {"giftCard": None, "giftCardCode": None, "userErrors": [
+                {"field": ["input", "code"], "code": "TAKEN", "message": "Code has already been taken"}]}
+        card = {"id": f"gid://shopify/GiftCard/{len(self.cards) + 1}",
+                "lastCharacters": code[-4:], "expiresOn": data.get("expiresOn"),
+                "initialValue": {"amount": data["initialValue"], "currencyCode": "EUR"},
+                "note": data.get("note")}
+        with self.lock:
+            self.cards[code.lower()] = card
+        return {"giftCard": {k: card[k] for k in ("id", "lastCharacters", "expiresOn", "initialValue")},
+                "giftCardCode": code, "userErrors": []}
