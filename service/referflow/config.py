@@ -38,6 +38,7 @@ class Settings:
     job_lease_seconds: float = 60.0
     stripe_api_base: str = "https://api.stripe.com"
     shopify_api_base: str | None = None
+    hubspot_api_base: str = "https://api.hubapi.com"
 
     @property
     def embedded(self) -> bool:
@@ -81,6 +82,7 @@ class Settings:
             job_lease_seconds=float(env.get("REFERFLOW_JOB_LEASE_SECONDS", "60")),
             stripe_api_base=env.get("REFERFLOW_STRIPE_API_BASE", "https://api.stripe.com"),
             shopify_api_base=env.get("REFERFLOW_SHOPIFY_API_BASE") or None,
+            hubspot_api_base=env.get("REFERFLOW_HUBSPOT_API_BASE", "https://api.hubapi.com"),
         )
 
 

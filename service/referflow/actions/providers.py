@@ -42,6 +42,12 @@ def credentials(session: Session, program_id: str, provider: str, *names: str) -
     return [stored[n] for n in names]
 
 
+def settings_of(session: Session, program_id: str, provider: str) -> dict[str, Any]:
+    """Return a provider's non-secret settings for a program."""
+    row = session.get(ProviderConfig, (program_id, provider))
+    return dict(row.settings) if row else {}
+
+
 def public_view(row: ProviderConfig) -> dict[str, Any]:
     """Return what may be shown: counts and names, never secrets."""
     from referflow.domain.timeutil import to_rfc3339

@@ -23,6 +23,7 @@ from referflow.actions.common import (
     retry_on_concurrent_update,
 )
 from referflow.actions.eligibility import claim_facts, marks_of, save_marks
+from referflow.actions.ingress import wake
 from referflow.domain import fraud
 from referflow.domain import referral as states
 from referflow.domain.codes import new_id, normalise_code
@@ -94,6 +95,7 @@ def _create_referral(session: Session, ctx: ProgramContext, body: dict[str, Any]
     session.add(referral)
     session.flush()
     save_marks(session, ctx, advocate.id, "friend", marks, referral.id, now)
+    wake(session, ctx.id, referral.friend_external_id)  # provider events that waited for it
     record(session, ctx, referral, "claimed", actor, reasons=signals, data={
         "code": code.code, "click_id": referral.click_id, "rules": outcomes,
         "inputs": {**{f"{kind}_hash": key[:16] for kind, key in marks.items()},

@@ -7,8 +7,18 @@ from flask import Flask
 
 def init_app(app: Flask) -> None:
     """Register every blueprint and the error handlers."""
-    from referflow.api import admin, errors, giftcards, links, meta, referrals, reviews, webhooks
+    from referflow.api import (
+        admin,
+        errors,
+        giftcards,
+        ingress,
+        links,
+        meta,
+        referrals,
+        reviews,
+        webhooks,
+    )
 
     errors.init_app(app)
-    for module in (admin, links, referrals, giftcards, reviews, webhooks, meta):
+    for module in (admin, links, referrals, giftcards, reviews, webhooks, ingress, meta):
         app.register_blueprint(module.bp)

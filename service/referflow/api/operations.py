@@ -17,8 +17,8 @@ from referflow.actions.programs import program_for_key
 from referflow.domain.hashing import sha256_hex
 from referflow.domain.program import ProgramConfig
 from referflow.errors import BadRequest, Unauthorized, UnsupportedMediaType
+from referflow.jsonbody import loads_strict
 
-MAX_DEPTH = 16
 ADMIN, PROGRAM, PUBLIC = "admin", "program", "public"
 
 
@@ -176,32 +176,8 @@ def parse_body(schema: str) -> Any:
     else:
         if request.mimetype != "application/json":
             raise UnsupportedMediaType("send the body as application/json")
-        data = _loads(raw)
+        data = loads_strict(raw)
     current_app.extensions["referflow"].schemas.validate(schema, data)
     return data
 
 
-def _reject_constant(name: str) -> None:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def _loads(raw: bytes) -> Any:
-    try:
-        data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
-    except RecursionError as exc:
-        raise BadRequest("the JSON body is nested too deeply", code="too_deep") from exc
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise BadRequest(f"the body is not valid JSON: {exc}", code="invalid_json") from exc
-    if _depth(data) > MAX_DEPTH:
-        raise BadRequest(f"the JSON body is nested deeper than {MAX_DEPTH}", code="too_deep")
-    return data
-
-
-def _depth(value: Any, level: int = 1) -> int:
-    if level > MAX_DEPTH:
-        return level
-    if isinstance(value, dict):
-        return max((_depth(v, level + 1) for v in value.values()), default=level)
-    if isinstance(value, list):
-        return max((_depth(v, level + 1) for v in value), default=level)
-    return level

@@ -31,13 +31,20 @@ def sweep(services: Any) -> int:
 
 def dispatch(services: Any, queue: JobQueue) -> int:
     """Hand undone outbox events, due deliveries and due rewards to the queue; return how many."""
+    from referflow.actions.ingress import due_inbound
     from referflow.actions.rewards import due_rewards
-    from referflow.jobs.tasks import deliver_webhook, issue_reward, process_outbox_event
+    from referflow.jobs.tasks import (
+        deliver_webhook,
+        issue_reward,
+        process_inbound_event,
+        process_outbox_event,
+    )
 
     now = utcnow()
     with services.db.session() as session:
         outbox, deliveries = due_work(session, now)
         rewards = due_rewards(session, now)
+        inbound = due_inbound(session, now)
     bucket = int(now.timestamp()) // 30  # an undone outbox row is offered again every 30 s
     for outbox_id in outbox:
         queue.enqueue(process_outbox_event, outbox_id, job_id=f"outbox-{outbox_id}-{bucket}")
@@ -45,7 +52,10 @@ def dispatch(services: Any, queue: JobQueue) -> int:
         queue.enqueue(deliver_webhook, delivery_id, job_id=f"deliver-{delivery_id}-{generation}")
     for reward_id, generation in rewards:
         queue.enqueue(issue_reward, reward_id, job_id=f"reward-{reward_id}-{generation}")
-    return len(outbox) + len(deliveries) + len(rewards)
+    for inbound_id, attempts in inbound:
+        queue.enqueue(process_inbound_event, inbound_id,
+                      job_id=f"inbound-{inbound_id}-{attempts}-{bucket}")
+    return len(outbox) + len(deliveries) + len(rewards) + len(inbound)
 
 
 def tick(services: Any, queue: JobQueue) -> None:

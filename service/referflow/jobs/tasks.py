@@ -35,3 +35,12 @@ def issue_reward(reward_id: str) -> str | None:
     svc = services()
     with svc.db.session() as session:
         return rewards.issue_reward(session, svc, reward_id)
+
+
+def process_inbound_event(inbound_id: int) -> str | None:
+    """Map one recorded provider event to its referral action."""
+    from referflow.actions import ingress
+
+    svc = services()
+    with svc.db.session() as session:
+        return ingress.process(session, svc.settings.secret_key, inbound_id)

@@ -396,3 +396,52 @@ class ProviderConfig(Base):
     credentials: Mapped[dict[str, Any]] = mapped_column(default=dict)
     settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
     updated_at: Mapped[datetime] = mapped_column(default=_now)
+
+
+class InboundEvent(Base):
+    """A verified provider webhook event, recorded before it is acted on (dedupe key inside)."""
+
+    __tablename__ = "inbound_events"
+    __table_args__ = (
+        UniqueConstraint("program_id", "provider", "event_id"),
+        Index(None, "status", "next_attempt_at"),
+        Index(None, "program_id", "subject", "status"),
+    )
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    program_id: Mapped[str] = mapped_column(ForeignKey("programs.id"))
+    provider: Mapped[str] = mapped_column(String(20))
+    event_id: Mapped[str] = mapped_column(String(255))
+    type: Mapped[str] = mapped_column(String(100))
+    payload: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(String(16))
+    subject: Mapped[str | None] = mapped_column(String(200))  # the customer it waits for
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None]
+    wait_until: Mapped[datetime | None]
+    outcome: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    received_at: Mapped[datetime] = mapped_column(default=_now)
+    processed_at: Mapped[datetime | None]
+
+
+class ProviderRef(Base):
+    """Which customer a provider object (charge, payment intent, order) belongs to."""
+
+    __tablename__ = "provider_refs"
+    program_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(20), primary_key=True)
+    ref: Mapped[str] = mapped_column(String(200), primary_key=True)
+    customer: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+
+
+class Suppression(Base):
+    """A person who must get no referral messaging (unsubscribed, suppressed, capped)."""
+
+    __tablename__ = "suppressions"
+    __table_args__ = (UniqueConstraint("program_id", "email_key"),)
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    program_id: Mapped[str] = mapped_column(String(32))
+    email_key: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(String(100))
+    source: Mapped[str] = mapped_column(String(40))
+    created_at: Mapped[datetime] = mapped_column(default=_now)

@@ -1,0 +1,34 @@
+"""A fake HubSpot CRM v3 API: contacts and deals with associations, bearer-token auth."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+from tests.fakes.server import FakeServer
+
+TOKEN = "pat-eu1-fake-0000"
+
+
+class FakeHubSpot(FakeServer):
+    def __init__(self) -> None:
+        super().__init__()
+        self.contacts: dict[str, dict] = {}
+        self.deals: dict[str, dict] = {}
+
+    def handle(self, method, path, headers, body):
+        if headers.get("Authorization") != f"Bearer {TOKEN}":
+            return 401, {}, {"status": "error", "message": "Authentication credentials not found.",
+                             "category": "INVALID_AUTHENTICATION"}
+        route = urlsplit(path).path
+        if m := re.fullmatch(r"/crm/v3/objects/contacts/(\d+)", route):
+            contact = self.contacts.get(m[1])
+            if contact is None:
+                return 404, {}, {"status": "error", "message": "Object not found.", "category": "OBJECT_NOT_FOUND"}
+            return 200, {}, {"id": m[1], "properties": contact, "archived": False}
+        if m := re.fullmatch(r"/crm/v3/objects/deals/(\d+)", route):
+            deal = self.deals[m[1]]
+            return 200, {}, {"id": m[1], "properties": deal["properties"], "archived": False,
+                             "associations": {"contacts": {"results": [
+                                 {"id": c, "type": "deal_to_contact"} for c in deal["contacts"]]}}}
+        return 404, {}, {"status": "error", "message": "Not found"}
