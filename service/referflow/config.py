@@ -39,6 +39,7 @@ class Settings:
     stripe_api_base: str = "https://api.stripe.com"
     shopify_api_base: str | None = None
     hubspot_api_base: str = "https://api.hubapi.com"
+    klaviyo_api_base: str = "https://a.klaviyo.com"
 
     @property
     def embedded(self) -> bool:
@@ -83,6 +84,7 @@ class Settings:
             stripe_api_base=env.get("REFERFLOW_STRIPE_API_BASE", "https://api.stripe.com"),
             shopify_api_base=env.get("REFERFLOW_SHOPIFY_API_BASE") or None,
             hubspot_api_base=env.get("REFERFLOW_HUBSPOT_API_BASE", "https://api.hubapi.com"),
+            klaviyo_api_base=env.get("REFERFLOW_KLAVIYO_API_BASE", "https://a.klaviyo.com"),
         )
 
 

@@ -75,7 +75,7 @@ def test_lifecycle_events_arrive_signed_and_verifiable(api, app, receiver):
     api.post("/v1/gift-cards", {"referral_id": referral["id"]})
     _tick(app)
     types = [e["type"] for e in receiver.events()]
-    assert types == ["referral.claimed", "referral.qualified", "referral.approved",
+    assert types == ["advocate.link_created", "referral.claimed", "referral.qualified", "referral.approved",
                      "reward.issued", "reward.issued", "referral.rewarded"]
     schemas = app.extensions["referflow"].schemas
     for request, event in zip(receiver.requests, receiver.events(), strict=True):
@@ -83,7 +83,8 @@ def test_lifecycle_events_arrive_signed_and_verifiable(api, app, receiver):
         schemas.validate(f"event.{event['type']}", event)
         assert event["id"].startswith("evt_") and event["program_id"] == api.program_id
     first = receiver.requests[0]
-    tampered = first["body"].replace(b"claimed", b"approved")
+    tampered = first["body"].replace(b"\"type\"", b"\"typo\"")
+    assert tampered != first["body"]
     with pytest.raises(WebhookVerificationError):
         Webhook(sub["secret"]).verify(tampered, _lower(first["headers"]))
     with pytest.raises(WebhookVerificationError):
@@ -205,6 +206,7 @@ def test_events_are_written_with_the_change_even_without_subscribers(api, app, r
 
     with app.extensions["referflow"].db.session() as s:
         events = s.query(OutboxEvent).order_by(OutboxEvent.id).all()
-        assert [e.type for e in events] == ["referral.claimed", "referral.qualified"]
+        assert [e.type for e in events] == ["advocate.link_created", "referral.claimed",
+                                            "referral.qualified"]
         assert all(e.done_at for e in events)
         assert json.dumps(events[0].payload)

@@ -31,7 +31,7 @@ class FakeServer:
                 self.end_headers()
                 self.wfile.write(data)
 
-            do_POST = do_GET = do_DELETE = _any  # noqa: N815
+            do_POST = do_GET = do_DELETE = do_PATCH = do_PUT = _any  # noqa: N815
 
             def log_message(self, *args: Any) -> None:
                 pass

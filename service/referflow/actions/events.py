@@ -13,7 +13,7 @@ from referflow.storage.models import OutboxEvent
 EVENT_TYPES = (
     "referral.claimed", "referral.in_review", "referral.qualified", "referral.approved",
     "referral.rejected", "referral.reversed", "referral.rewarded", "reward.issued",
-    "reward.redeemed", "reward.failed", "advocate.tier_changed",
+    "reward.redeemed", "reward.failed", "advocate.tier_changed", "advocate.link_created",
 )
 
 # Which history actions announce which events, besides the status the referral lands in.

@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from referflow.actions.common import ProgramContext
+from referflow.actions.events import emit
 from referflow.domain import referral as states
 from referflow.domain.codes import new_id, new_referral_code, normalise_code, normalise_vanity
 from referflow.domain.emails import normalise_email
@@ -39,17 +40,19 @@ class Link:
     created: bool
 
 
-def create_link(session: Session, ctx: ProgramContext, body: dict[str, Any]) -> Link:
+def create_link(session: Session, ctx: ProgramContext, body: dict[str, Any],
+                share_base: str) -> Link:
     """Enrol an advocate (or find them) and return their code; idempotent per external id."""
     try:
-        return _create_link(session, ctx, body)
+        return _create_link(session, ctx, body, share_base)
     except IntegrityError:
         # A concurrent call enrolled the same advocate first: answer with theirs.
         session.rollback()
-        return _create_link(session, ctx, body)
+        return _create_link(session, ctx, body, share_base)
 
 
-def _create_link(session: Session, ctx: ProgramContext, body: dict[str, Any]) -> Link:
+def _create_link(session: Session, ctx: ProgramContext, body: dict[str, Any],
+                 share_base: str) -> Link:
     person = body["advocate"]
     vanity = _vanity(body.get("vanity_code"))
     advocate = session.scalar(select(Advocate).where(
@@ -69,6 +72,11 @@ def _create_link(session: Session, ctx: ProgramContext, body: dict[str, Any]) ->
 
         save_marks(session, ctx, advocate.id, "advocate", marks_of(ctx, body["context"], None),
                    None, utcnow())
+    if created:
+        emit(session, ctx.id, "advocate.link_created", {
+            "advocate": {"id": advocate.id, "external_id": advocate.external_id,
+                         "email": advocate.email, "name": advocate.name},
+            "code": code.code, "url": f"{share_base}/r/{code.code}"})
     session.commit()
     return Link(advocate, code, created)
 

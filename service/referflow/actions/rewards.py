@@ -7,7 +7,7 @@ import random
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from referflow.actions.common import SYSTEM, ProgramContext, load_program, move
@@ -17,6 +17,7 @@ from referflow.domain.codes import new_id
 from referflow.domain.timeutil import utcnow
 from referflow.errors import PermanentProviderError, RetryableProviderError
 from referflow.providers import issuers
+from referflow.storage import leases
 from referflow.storage.models import Advocate, Referral, Reward
 
 log = logging.getLogger("referflow.rewards")
@@ -36,31 +37,14 @@ def plan_rewards(session: Session, ctx: ProgramContext, referral: Referral, now:
 
 def due_rewards(session: Session, now: datetime, limit: int = 200) -> list[tuple[str, str]]:
     """Return (reward id, job generation) of rewards due to be issued (or whose issuer died)."""
-    from referflow.actions.webhooks import generation
-
-    rows = session.execute(select(Reward.id, Reward.attempts, Reward.lease_until).where(or_(
-        (Reward.status == PENDING) & (Reward.next_attempt_at <= now),
-        (Reward.status == ISSUING) & (Reward.lease_until < now))).limit(limit)).all()
-    session.rollback()
-    return [(r, generation(a, lease)) for r, a, lease in rows]
-
-
-def _lease(session: Session, reward_id: str, now: datetime, lease: float) -> Reward | None:
-    taken = session.execute(update(Reward).where(
-        Reward.id == reward_id,
-        or_((Reward.status == PENDING) & (Reward.next_attempt_at <= now),
-            (Reward.status == ISSUING) & (Reward.lease_until < now)))
-        .values(status=ISSUING, lease_until=now + timedelta(seconds=lease))
-        .execution_options(synchronize_session=False)).rowcount  # type: ignore[attr-defined]
-    session.commit()
-    return session.get(Reward, reward_id) if taken == 1 else None
+    return leases.due(session, Reward, now, ISSUING, limit)
 
 
 def issue_reward(session: Session, services: Any, reward_id: str) -> str | None:
     """Issue one reward through its issuer; record the result; schedule a retry on outage."""
     now = utcnow()
     settings = services.settings
-    reward = _lease(session, reward_id, now, settings.job_lease_seconds)
+    reward = leases.take(session, Reward, reward_id, now, settings.job_lease_seconds, ISSUING)
     if reward is None:
         return None
     ctx = load_program(session, reward.program_id, settings.secret_key)

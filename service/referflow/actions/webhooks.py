@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-from sqlalchemy import or_, select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from standardwebhooks.webhooks import Webhook
@@ -25,6 +25,7 @@ from referflow.actions.events import EVENT_TYPES
 from referflow.domain.codes import new_id
 from referflow.domain.timeutil import utcnow
 from referflow.errors import NotFound, ValidationFailed
+from referflow.storage import leases
 from referflow.storage.models import (
     DeliveryAttempt,
     OutboxEvent,
@@ -109,6 +110,9 @@ def fan_out(session: Session, outbox_id: int) -> list[str]:
                                        next_attempt_at=now, created_at=now)
             session.add(delivery)
             created.append(delivery.id)
+    from referflow.actions.sync import plan
+
+    plan(session, event)
     event.done_at = now
     try:
         session.commit()
@@ -118,24 +122,11 @@ def fan_out(session: Session, outbox_id: int) -> list[str]:
     return created
 
 
-def _lease(session: Session, delivery_id: str, now: datetime) -> WebhookDelivery | None:
-    """Take the delivery for one sender; None when it is not due or someone else has it."""
-    taken = session.execute(
-        update(WebhookDelivery).where(
-            WebhookDelivery.id == delivery_id,
-            or_(WebhookDelivery.status == PENDING,
-                (WebhookDelivery.status == SENDING) & (WebhookDelivery.lease_until < now)),
-            WebhookDelivery.next_attempt_at <= now)
-        .values(status=SENDING, lease_until=now + LEASE)
-        .execution_options(synchronize_session=False)).rowcount  # type: ignore[attr-defined]
-    session.commit()
-    return session.get(WebhookDelivery, delivery_id) if taken == 1 else None
-
-
 def deliver(session: Session, delivery_id: str, allow_private: bool) -> str | None:
     """Send one delivery attempt; record it; schedule the retry. Returns the new status."""
     now = utcnow()
-    delivery = _lease(session, delivery_id, now)
+    delivery = leases.take(session, WebhookDelivery, delivery_id, now, LEASE.total_seconds(),
+                           SENDING)
     if delivery is None:
         return None
     sub = session.get(WebhookSubscription, delivery.subscription_id)
@@ -225,15 +216,4 @@ def due_work(session: Session, now: datetime, limit: int = 500) -> tuple[list[in
     """Return undone outbox ids, and (delivery id, job generation) of deliveries due to be sent."""
     outbox = list(session.scalars(select(OutboxEvent.id).where(OutboxEvent.done_at.is_(None))
                                   .order_by(OutboxEvent.id).limit(limit)))
-    due = session.execute(select(WebhookDelivery.id, WebhookDelivery.attempts,
-                                 WebhookDelivery.lease_until).where(
-        or_((WebhookDelivery.status == PENDING) & (WebhookDelivery.next_attempt_at <= now),
-            (WebhookDelivery.status == SENDING) & (WebhookDelivery.lease_until < now)))
-        .order_by(WebhookDelivery.next_attempt_at).limit(limit)).all()
-    session.rollback()
-    return outbox, [(d, generation(a, lease)) for d, a, lease in due]
-
-
-def generation(attempts: int, lease_until: datetime | None) -> str:
-    """Return a job-id suffix that changes whenever the work item's state does."""
-    return f"{attempts}-{int(lease_until.timestamp()) if lease_until else 0}"
+    return outbox, leases.due(session, WebhookDelivery, now, SENDING, limit)

@@ -18,7 +18,7 @@ bp = Blueprint("links", __name__)
            summary="Enrol an advocate and return their code and share URL (idempotent)",
            request_schema="create-link.request", response="link", status=201)
 def create_link(caller: Caller, body: dict[str, Any]) -> tuple[dict[str, Any], int]:
-    link = links.create_link(db_session(), caller.ctx, body)
+    link = links.create_link(db_session(), caller.ctx, body, payloads.base_url())
     return payloads.link(link.advocate, link.code, link.created), 201 if link.created else 200
 
 

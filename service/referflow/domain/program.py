@@ -84,6 +84,13 @@ class Fulfilment:
 
 
 @dataclass(frozen=True)
+class Messaging:
+    """Frequency rules for referral messaging."""
+
+    max_messages_per_week: int = 3
+
+
+@dataclass(frozen=True)
 class ProgramConfig:
     """The rules of one referral program (validated against program.schema.json first)."""
 
@@ -105,6 +112,7 @@ class ProgramConfig:
     tiers: tuple[Tier, ...] = ()
     review: Review = field(default_factory=Review)
     fulfilment: Fulfilment = field(default_factory=Fulfilment)
+    messaging: Messaging = field(default_factory=Messaging)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ProgramConfig:
@@ -121,6 +129,7 @@ class ProgramConfig:
         kwargs["caps"] = Caps(**kwargs.get("caps", {}))
         kwargs["review"] = Review(**kwargs.get("review", {}))
         kwargs["fulfilment"] = Fulfilment(**kwargs.get("fulfilment", {}))
+        kwargs["messaging"] = Messaging(**kwargs.get("messaging", {}))
         kwargs["tiers"] = tuple(sorted((_tier(t) for t in kwargs.get("tiers", [])),
                                        key=lambda t: t.min_approved))
         return cls(**kwargs)

@@ -33,11 +33,13 @@ def dispatch(services: Any, queue: JobQueue) -> int:
     """Hand undone outbox events, due deliveries and due rewards to the queue; return how many."""
     from referflow.actions.ingress import due_inbound
     from referflow.actions.rewards import due_rewards
+    from referflow.actions.sync import due_tasks
     from referflow.jobs.tasks import (
         deliver_webhook,
         issue_reward,
         process_inbound_event,
         process_outbox_event,
+        sync_to_provider,
     )
 
     now = utcnow()
@@ -45,6 +47,7 @@ def dispatch(services: Any, queue: JobQueue) -> int:
         outbox, deliveries = due_work(session, now)
         rewards = due_rewards(session, now)
         inbound = due_inbound(session, now)
+        syncs = due_tasks(session, now)
     bucket = int(now.timestamp()) // 30  # an undone outbox row is offered again every 30 s
     for outbox_id in outbox:
         queue.enqueue(process_outbox_event, outbox_id, job_id=f"outbox-{outbox_id}-{bucket}")
@@ -55,7 +58,9 @@ def dispatch(services: Any, queue: JobQueue) -> int:
     for inbound_id, attempts in inbound:
         queue.enqueue(process_inbound_event, inbound_id,
                       job_id=f"inbound-{inbound_id}-{attempts}-{bucket}")
-    return len(outbox) + len(deliveries) + len(rewards) + len(inbound)
+    for task_id, generation in syncs:
+        queue.enqueue(sync_to_provider, task_id, job_id=f"sync-{task_id}-{generation}")
+    return len(outbox) + len(deliveries) + len(rewards) + len(inbound) + len(syncs)
 
 
 def tick(services: Any, queue: JobQueue) -> None:

@@ -44,3 +44,12 @@ def process_inbound_event(inbound_id: int) -> str | None:
     svc = services()
     with svc.db.session() as session:
         return ingress.process(session, svc.settings.secret_key, inbound_id)
+
+
+def sync_to_provider(task_id: int) -> str | None:
+    """Push one referral fact to Klaviyo or HubSpot."""
+    from referflow.actions import sync
+
+    svc = services()
+    with svc.db.session() as session:
+        return sync.run(session, svc, task_id)

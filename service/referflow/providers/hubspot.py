@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from referflow.errors import PermanentProviderError
 from referflow.providers.http import call
+
+PROPERTIES = {
+    "referral_code": "Referral code", "referral_link": "Referral link",
+    "referral_tier": "Referral tier", "referrals_approved": "Referrals approved",
+}
 
 
 class HubSpotClient:
@@ -13,9 +19,38 @@ class HubSpotClient:
     def __init__(self, access_token: str, api_base: str):
         self.token, self.base = access_token, api_base.rstrip("/")
 
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def ensure_properties(self) -> None:
+        """Create referflow's contact properties; an existing one answers 409, which is fine."""
+        for name, label in PROPERTIES.items():
+            try:
+                call("POST", f"{self.base}/crm/v3/properties/contacts", "hubspot",
+                     headers=self._headers(), json={
+                         "name": name, "label": label, "groupName": "contactinformation",
+                         "type": "number" if name == "referrals_approved" else "string",
+                         "fieldType": "number" if name == "referrals_approved" else "text"})
+            except PermanentProviderError as exc:
+                if "409" not in str(exc):
+                    raise
+
+    def upsert_contact(self, email: str, properties: dict[str, Any]) -> None:
+        """Update a contact by email, creating it when HubSpot does not know it."""
+        values = {k: str(v) for k, v in properties.items()}
+        try:
+            call("PATCH", f"{self.base}/crm/v3/objects/contacts/{email}", "hubspot",
+                 params={"idProperty": "email"}, headers=self._headers(),
+                 json={"properties": values})
+        except PermanentProviderError as exc:
+            if "404" not in str(exc):
+                raise
+            call("POST", f"{self.base}/crm/v3/objects/contacts", "hubspot",
+                 headers=self._headers(), json={"properties": {"email": email, **values}})
+
     def _get(self, path: str, params: dict[str, str]) -> dict[str, Any]:
         return call("GET", f"{self.base}{path}", "hubspot", params=params,
-                    headers={"Authorization": f"Bearer {self.token}"}).json()
+                    headers=self._headers()).json()
 
     def contact(self, contact_id: str) -> dict[str, Any]:
         """Return a contact's email and referral_code properties."""

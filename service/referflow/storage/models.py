@@ -445,3 +445,26 @@ class Suppression(Base):
     reason: Mapped[str] = mapped_column(String(100))
     source: Mapped[str] = mapped_column(String(40))
     created_at: Mapped[datetime] = mapped_column(default=_now)
+
+
+class SyncTask(Base):
+    """One referral fact to push to one provider (Klaviyo event/profile, HubSpot contact)."""
+
+    __tablename__ = "sync_tasks"
+    __table_args__ = (
+        UniqueConstraint("provider", "outbox_id"),
+        Index(None, "status", "next_attempt_at"),
+        Index(None, "program_id", "recipient_key", "sent_at"),
+    )
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    program_id: Mapped[str] = mapped_column(String(32))
+    provider: Mapped[str] = mapped_column(String(20))
+    outbox_id: Mapped[int] = mapped_column(ForeignKey("outbox.id"))
+    status: Mapped[str] = mapped_column(String(16))
+    recipient_key: Mapped[str | None] = mapped_column(String(64))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None]
+    lease_until: Mapped[datetime | None]
+    outcome: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+    sent_at: Mapped[datetime | None]

@@ -1,0 +1,180 @@
+"""Referral facts out to Klaviyo and HubSpot, as retry-safe background tasks.
+
+Klaviyo gets events marketers build flows on (``Referral Link Created``, ``Referral Approved``,
+``Reward Issued``, ``Referral Declined``) with the profile properties ``referral_code``,
+``referral_link``, ``referral_tier``, ``referrals_approved``; HubSpot gets the same facts as
+contact properties (created on first use). Nobody who unsubscribed gets referral messages, and
+nobody gets more than ``messaging.max_messages_per_week``: skipped tasks record why.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from referflow.actions.common import ProgramContext, load_program
+from referflow.domain.emails import normalise_email
+from referflow.domain.hashing import keyed_hash
+from referflow.domain.timeutil import utcnow
+from referflow.errors import PermanentProviderError, RetryableProviderError
+from referflow.storage import leases
+from referflow.storage.models import (
+    Advocate,
+    OutboxEvent,
+    ProviderConfig,
+    Referral,
+    Suppression,
+    SyncTask,
+)
+
+WORKING, SENT, SKIPPED, FAILED = "sending", "sent", "skipped", "failed"
+MESSAGES = {"advocate.link_created": "Referral Link Created",
+            "referral.approved": "Referral Approved", "reward.issued": "Reward Issued",
+            "referral.rejected": "Referral Declined"}
+PROFILE_ONLY = {"advocate.tier_changed"}
+BACKOFF = (30, 300, 1800, 7200, 21600)
+
+
+def plan(session: Session, event: OutboxEvent) -> None:
+    """Queue a sync task per configured provider that cares about this event (in fan-out)."""
+    if event.type not in MESSAGES and event.type not in PROFILE_ONLY:
+        return
+    for provider in ("klaviyo", "hubspot"):
+        config = session.get(ProviderConfig, (event.program_id, provider))
+        wanted = "api_key" if provider == "klaviyo" else "access_token"
+        if config is None or not config.credentials.get(wanted):
+            continue
+        if provider == "hubspot" and event.type in ("reward.issued", "referral.rejected"):
+            continue  # HubSpot keeps facts, not messages
+        session.add(SyncTask(program_id=event.program_id, provider=provider, outbox_id=event.id,
+                             status=leases.PENDING, next_attempt_at=event.created_at))
+
+
+def due_tasks(session: Session, now: datetime) -> list[tuple[int, str]]:
+    """Return (task id, job generation) of sync tasks due now."""
+    return leases.due(session, SyncTask, now, WORKING)
+
+
+def run(session: Session, services: Any, task_id: int) -> str | None:
+    """Push one fact to one provider; skip suppressed or over-asked people; retry outages."""
+    now = utcnow()
+    task = leases.take(session, SyncTask, task_id, now, services.settings.job_lease_seconds,
+                       WORKING)
+    if task is None:
+        return None
+    event = session.get(OutboxEvent, task.outbox_id)
+    assert event is not None
+    ctx = load_program(session, task.program_id, services.settings.secret_key)
+    email, props = _recipient_and_properties(session, event)
+    if not email:
+        return _finish(session, task, SKIPPED, {"skipped": "no_recipient_email"})
+    task.recipient_key = keyed_hash(ctx.secret, "email", normalise_email(email))
+    if task.provider == "klaviyo" and event.type in MESSAGES:
+        refused = _refusal(session, ctx, task, now)
+        if refused:
+            return _finish(session, task, SKIPPED, {"skipped": refused})
+    try:
+        _send(session, services, task, event, email, props)
+    except RetryableProviderError as exc:
+        task.attempts += 1
+        task.status, task.lease_until, task.outcome = leases.PENDING, None, {"error": str(exc)}
+        wait = exc.retry_after or BACKOFF[min(task.attempts, len(BACKOFF)) - 1]
+        task.next_attempt_at = now + timedelta(seconds=wait * random.uniform(0.9, 1.1))  # noqa: S311
+        session.commit()
+        return leases.PENDING
+    except PermanentProviderError as exc:
+        return _finish(session, task, FAILED, {"error": str(exc)})
+    task.sent_at = now
+    return _finish(session, task, SENT, {"sent": event.type})
+
+
+def _refusal(session: Session, ctx: ProgramContext, task: SyncTask, now: datetime) -> str | None:
+    suppressed = session.scalar(select(Suppression.reason).where(
+        Suppression.program_id == ctx.id, Suppression.email_key == task.recipient_key))
+    if suppressed:
+        return f"suppressed: {suppressed}"
+    sent = session.scalar(select(func.count()).select_from(SyncTask).where(
+        SyncTask.program_id == ctx.id, SyncTask.provider == "klaviyo",
+        SyncTask.recipient_key == task.recipient_key, SyncTask.status == SENT,
+        SyncTask.sent_at >= now - timedelta(days=7))) or 0
+    limit = ctx.config.messaging.max_messages_per_week
+    return f"frequency_cap: {sent} messages in 7 days (max {limit})" if sent >= limit else None
+
+
+def _finish(session: Session, task: SyncTask, status: str, outcome: dict[str, Any]) -> str:
+    task.attempts += 1
+    task.status, task.lease_until, task.outcome = status, None, outcome
+    session.commit()
+    return status
+
+
+def _approved_count(session: Session, advocate_id: str) -> int:
+    return session.scalar(select(func.count()).select_from(Referral).where(
+        Referral.advocate_id == advocate_id, Referral.status.in_(("approved", "rewarded")))) or 0
+
+
+def _recipient_and_properties(session: Session,
+                              event: OutboxEvent) -> tuple[str | None, dict[str, Any]]:
+    """Return who the fact is about and the profile/contact properties it sets."""
+    data = event.payload["data"]
+    if event.type == "advocate.link_created":
+        return data["advocate"]["email"], {"referral_code": data["code"],
+                                           "referral_link": data["url"]}
+    if event.type == "advocate.tier_changed":
+        advocate = session.get(Advocate, data["advocate"]["id"])
+        return (advocate.email if advocate else None), {"referral_tier": data["to"] or ""}
+    referral_data = data.get("referral") or {}
+    referral_id = referral_data.get("id") or (data.get("gift_card") or data.get("reward") or {}
+                                              ).get("referral_id")
+    referral = session.get(Referral, referral_id) if referral_id else None
+    if referral is None:
+        return None, {}
+    side = (data.get("gift_card") or data.get("reward") or {}).get("side", "advocate")
+    if event.type == "reward.issued" and side == "friend":
+        return referral.friend_email, {}
+    advocate = session.get(Advocate, referral.advocate_id)
+    return (advocate.email if advocate else None), {
+        "referrals_approved": _approved_count(session, referral.advocate_id)}
+
+
+def _event_properties(event: OutboxEvent) -> dict[str, Any]:
+    data = event.payload["data"]
+    if event.type == "reward.issued":
+        reward = data.get("gift_card") or data.get("reward") or {}
+        return {"amount": reward.get("amount"), "currency": reward.get("currency"),
+                "code": reward.get("code"), "issuer": data.get("issuer")}
+    if event.type == "referral.rejected":
+        reasons = data.get("reasons") or data.get("referral", {}).get("reasons") or []
+        return {"reason_code": reasons[-1]["code"] if reasons else None,
+                "message": reasons[-1]["message"] if reasons else None}
+    if event.type == "advocate.link_created":
+        return {"referral_code": data["code"], "referral_link": data["url"]}
+    return {"referral_id": data.get("referral", {}).get("id")}
+
+
+def _send(session: Session, services: Any, task: SyncTask, event: OutboxEvent, email: str,
+          props: dict[str, Any]) -> None:
+    from referflow.actions.providers import credentials
+
+    settings = services.settings
+    if task.provider == "hubspot":
+        from referflow.providers.hubspot import HubSpotClient
+
+        (token,) = credentials(session, task.program_id, "hubspot", "access_token")
+        client = HubSpotClient(token, settings.hubspot_api_base)
+        client.ensure_properties()
+        client.upsert_contact(email, props)
+        return
+    from referflow.providers.klaviyo import KlaviyoClient
+
+    (key,) = credentials(session, task.program_id, "klaviyo", "api_key")
+    klaviyo = KlaviyoClient(key, settings.klaviyo_api_base)
+    if event.type in PROFILE_ONLY:
+        klaviyo.profile(email, props)
+    else:
+        klaviyo.event(MESSAGES[event.type], email, _event_properties(event), props,
+                      unique_id=event.event_id, time=event.payload["created_at"])

@@ -1,0 +1,40 @@
+"""Work-item leases: one worker owns a due row at a time; a dead worker's lease expires."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+PENDING = "pending"
+
+
+def take(session: Session, model: Any, row_id: Any, now: datetime, seconds: float,
+         working: str) -> Any | None:
+    """Move a due ``pending`` row (or one whose lease expired) to ``working``; None if not ours."""
+    taken = session.execute(update(model).where(
+        model.id == row_id,
+        or_((model.status == PENDING) & (model.next_attempt_at <= now),
+            (model.status == working) & (model.lease_until < now)))
+        .values(status=working, lease_until=now + timedelta(seconds=seconds))
+        .execution_options(synchronize_session=False)).rowcount  # type: ignore[attr-defined]
+    session.commit()
+    return session.get(model, row_id) if taken == 1 else None
+
+
+def due(session: Session, model: Any, now: datetime, working: str,
+        limit: int = 200) -> list[tuple[Any, str]]:
+    """Return (id, job generation) of rows due now; the generation changes with their state."""
+    rows = session.execute(select(model.id, model.attempts, model.lease_until).where(or_(
+        (model.status == PENDING) & (model.next_attempt_at <= now),
+        (model.status == working) & (model.lease_until < now)))
+        .order_by(model.next_attempt_at).limit(limit)).all()
+    session.rollback()
+    return [(row_id, generation(attempts, lease)) for row_id, attempts, lease in rows]
+
+
+def generation(attempts: int, lease_until: datetime | None) -> str:
+    """Return a job-id suffix that changes whenever the work item's state does."""
+    return f"{attempts}-{int(lease_until.timestamp()) if lease_until else 0}"
