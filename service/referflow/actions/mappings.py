@@ -148,7 +148,7 @@ def _payment_fingerprint(s: Session, ctx: ProgramContext, actor: Actor, customer
     key = keyed_hash(ctx.secret, "payment", fingerprint)
     shared = s.scalar(select(IdentityMark.subject).where(
         IdentityMark.advocate_id == referral.advocate_id, IdentityMark.kind == "payment",
-        IdentityMark.key == key, IdentityMark.referral_id.is_not(referral.id)
+        IdentityMark.key == key, (IdentityMark.referral_id != referral.id)
         | IdentityMark.referral_id.is_(None)).limit(1))
     s.add(IdentityMark(program_id=ctx.id, advocate_id=referral.advocate_id, subject="friend",
                        referral_id=referral.id, kind="payment", key=key))
