@@ -20,7 +20,7 @@ import tempfile
 import time
 import uuid
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import requests
@@ -89,6 +89,7 @@ def seed_referrals(url: str, program_id: str, target: int) -> None:
         advocates = [row[0] for row in conn.execute(select(Advocate.id))]
         existing = conn.execute(select(func.count()).select_from(Referral)).scalar_one()
     now = datetime.now(UTC)
+    year = 365 * 24 * 3600
     statuses = ["pending", "held", "approved", "rewarded", "rejected"]
     chunk = 20_000
     for start in range(existing, target, chunk):
@@ -96,10 +97,13 @@ def seed_referrals(url: str, program_id: str, target: int) -> None:
             "id": new_id("ref"), "program_id": program_id, "advocate_id": advocates[i % len(advocates)],
             "code": "SEEDED", "friend_external_id": f"seed-{i}", "friend_email": f"seed-{i}@mail.test",
             "friend_email_key": secrets.token_hex(32), "status": statuses[i % 5], "reasons": [],
-            "created_at": now, "updated_at": now, "version": 1,
+            # A year of history, as a real program has (not all "now").
+            "created_at": now - timedelta(seconds=(i * 7919) % year), "updated_at": now, "version": 1,
         } for i in range(start, min(start + chunk, target))]
         with engine.begin() as conn:
             conn.execute(insert(Referral), rows)
+    with engine.begin() as conn:  # fresh planner statistics, as autovacuum/ANALYZE would give
+        conn.execute(text("ANALYZE"))
     engine.dispose()
 
 

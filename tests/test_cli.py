@@ -85,3 +85,19 @@ def test_bare_embedded_start_creates_db_admin_token_and_demo_program(tmp_path):
         proc.terminate()
         proc.wait(timeout=30)
         proc.stdout.close()
+
+
+def test_sweep_runs_the_periodic_work_once(tmp_path, database_url, api, app):
+    from tests.helpers import claim, expire_hold, link, qualify
+
+    referral = claim(api, link(api)["code"])
+    qualify(api, referral["id"])
+    expire_hold(app, referral["id"])
+    out = _cli(["sweep"], service_env(database_url), tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("moved 1 referral(s); dispatched ")
+    with app.extensions["referflow"].db.session() as session:
+        from referflow.storage.models import OutboxEvent, Referral
+
+        assert session.get(Referral, referral["id"]).status == "approved"
+        assert all(e.done_at for e in session.query(OutboxEvent))  # dispatched and fanned out

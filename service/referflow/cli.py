@@ -155,12 +155,18 @@ def demo(as_json: bool) -> None:
 
 @main.command()
 def sweep() -> None:
-    """Run the periodic jobs once (release ended holds); safe to run from cron."""
+    """Run the periodic work once (holds, reviews, outbox, retries); safe to run from cron."""
     from referflow.app import create_app
+    from referflow.jobs.queue import InlineQueue, RqQueue
+    from referflow.jobs.runner import dispatch
     from referflow.jobs.runner import sweep as run_sweep
 
-    app = create_app(_settings())
-    click.echo(f"released {run_sweep(app.extensions['referflow'])} referral(s)")
+    settings = _settings()
+    services = create_app(settings).extensions["referflow"]
+    queue = RqQueue(settings.redis_url) if settings.redis_url else InlineQueue()
+    services.queue = services.queue or queue
+    moved = run_sweep(services)
+    click.echo(f"moved {moved} referral(s); dispatched {dispatch(services, queue)} job(s)")
 
 
 @main.command()

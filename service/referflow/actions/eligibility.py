@@ -73,9 +73,11 @@ def _known_customer(session: Session, ctx: ProgramContext, friend_id: str,
     return f"known customer from {row}" if row else None
 
 
-def _claims_since(session: Session, advocate_id: str, since: datetime) -> int:
-    return session.scalar(select(func.count()).select_from(Referral).where(
-        Referral.advocate_id == advocate_id, Referral.created_at >= since)) or 0
+def _claims_since(session: Session, advocate_id: str, since: datetime, cap: int) -> int:
+    """Count recent claims, stopping at ``cap``: the rule only asks whether the cap is reached."""
+    recent = select(Referral.id).where(Referral.advocate_id == advocate_id,
+                                       Referral.created_at >= since).limit(cap).subquery()
+    return session.scalar(select(func.count()).select_from(recent)) or 0
 
 
 def claim_facts(session: Session, ctx: ProgramContext, advocate: Advocate, code: ReferralCode,
@@ -98,8 +100,10 @@ def claim_facts(session: Session, ctx: ProgramContext, advocate: Advocate, code:
         late_claim_grace_days=ctx.config.late_claim_grace_days,
         household_matches=frozenset(k for k, _ in matches if k in HOUSEHOLD_KINDS),
         payment_match=("advocate" if "advocate" in payment else "friend") if payment else None,
-        claims_last_hour=_claims_since(session, advocate.id, now - timedelta(hours=1)),
-        claims_last_day=_claims_since(session, advocate.id, now - timedelta(days=1)),
+        claims_last_hour=_claims_since(session, advocate.id, now - timedelta(hours=1),
+                                       ctx.config.velocity.per_hour),
+        claims_last_day=_claims_since(session, advocate.id, now - timedelta(days=1),
+                                      ctx.config.velocity.per_day),
         velocity=ctx.config.velocity,
         disposable_domain=domain if domain in blocklist else None,
         advocate_flagged=advocate.flagged,

@@ -38,7 +38,6 @@ log = logging.getLogger("referflow.webhooks")
 # Seconds to wait after attempt 1, 2, ...: about three days in all, then give up.
 BACKOFF = (5, 300, 1800, 7200, 18000, 36000, 36000, 72000, 86400)
 DISABLE_AFTER = timedelta(days=3)
-LEASE = timedelta(seconds=60)
 TIMEOUT = (3.05, 10)
 PENDING, SENDING, SUCCEEDED, FAILED = "pending", "sending", "succeeded", "failed"
 
@@ -122,11 +121,11 @@ def fan_out(session: Session, outbox_id: int) -> list[str]:
     return created
 
 
-def deliver(session: Session, delivery_id: str, allow_private: bool) -> str | None:
+def deliver(session: Session, delivery_id: str, allow_private: bool,
+            lease_seconds: float = 60.0) -> str | None:
     """Send one delivery attempt; record it; schedule the retry. Returns the new status."""
     now = utcnow()
-    delivery = leases.take(session, WebhookDelivery, delivery_id, now, LEASE.total_seconds(),
-                           SENDING)
+    delivery = leases.take(session, WebhookDelivery, delivery_id, now, lease_seconds, SENDING)
     if delivery is None:
         return None
     sub = session.get(WebhookSubscription, delivery.subscription_id)

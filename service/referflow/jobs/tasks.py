@@ -25,7 +25,8 @@ def deliver_webhook(delivery_id: str) -> str | None:
     """Make one delivery attempt; the retry is scheduled in the database."""
     svc = services()
     with svc.db.session() as session:
-        return webhooks.deliver(session, delivery_id, svc.settings.allow_private_webhook_urls)
+        return webhooks.deliver(session, delivery_id, svc.settings.allow_private_webhook_urls,
+                                svc.settings.job_lease_seconds)
 
 
 def issue_reward(reward_id: str) -> str | None:
