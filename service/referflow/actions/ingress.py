@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -148,6 +148,3 @@ def inbound_list(session: Session, program_id: str, limit: int = 50) -> list[Inb
     return list(session.scalars(select(InboundEvent).where(InboundEvent.program_id == program_id)
                                 .order_by(InboundEvent.id.desc()).limit(limit)))
 
-
-__all__ = ["receive", "process", "due_inbound", "wake", "remember", "customer_of", "Waiting",
-           "inbound_list", "or_"]
