@@ -231,3 +231,13 @@ def test_another_programs_referral_is_not_found(api, client):
                                                                 "email": "z@z.test"}})
     assert response.status_code == 404
     assert response.get_json()["code"] == "unknown_code"
+
+
+def test_reverse_by_friend_external_id(api):
+    referral = claim(api, link(api)["code"], friend_id="cus_42")
+    qualify(api, referral["id"])
+    response = api.post("/v1/referrals/reverse", {"friend_external_id": "cus_42", "reason": "refund",
+                                                  "event": {"id": "re_42"}})
+    assert response.status_code == 200 and response.get_json()["status"] == "reversed"
+    missing = api.post("/v1/referrals/reverse", {"friend_external_id": "nobody", "reason": "refund"})
+    assert missing.status_code == 404 and missing.get_json()["code"] == "referral_not_found"

@@ -162,7 +162,12 @@ def _ignore(session: Session, ctx: ProgramContext, referral: Referral, actor: Ac
 def _find_for_event(session: Session, ctx: ProgramContext, body: dict[str, Any]) -> Referral:
     if "referral_id" in body:
         return get_referral_row(session, ctx, body["referral_id"])
-    referral = _referral_of_friend(session, ctx, body["friend_external_id"])
+    return referral_of_friend(session, ctx, body["friend_external_id"])
+
+
+def referral_of_friend(session: Session, ctx: ProgramContext, friend_id: str) -> Referral:
+    """Return the referral of a friend (by external id), or raise NotFound."""
+    referral = _referral_of_friend(session, ctx, friend_id)
     if referral is None:
         raise NotFound("no referral for that friend", code="referral_not_found")
     return referral

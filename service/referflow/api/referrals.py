@@ -39,6 +39,17 @@ def reverse_referral(caller: Caller, body: dict[str, Any], referral_id: str) -> 
     return payloads.referral(referral)
 
 
+@operation(bp, "reverseReferralForFriend", "POST", "/v1/referrals/reverse",
+           summary="Reverse the referral of a friend (by your customer id) after a refund or chargeback",
+           request_schema="reverse-referral-for-friend.request", response="referral")
+def reverse_referral_for_friend(caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
+    session = db_session()
+    referral = referrals.referral_of_friend(session, caller.ctx, body["friend_external_id"])
+    details = {k: v for k, v in body.items() if k != "friend_external_id"}
+    return payloads.referral(referrals.reverse_referral(session, caller.ctx, referral.id, details,
+                                                        caller.actor))
+
+
 @operation(bp, "getReferral", "GET", "/v1/referrals/<referral_id>",
            summary="Read a referral with its full history", response="referral")
 def get_referral(caller: Caller, body: None, referral_id: str) -> dict[str, Any]:
