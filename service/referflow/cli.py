@@ -146,6 +146,50 @@ def customers_import(program_id: str, csv_file: Any) -> None:
     click.echo(f"read {len(rows)} customer(s), {added} new")
 
 
+@main.group()
+def workflows() -> None:
+    """Render and check the n8n workflow pack."""
+
+
+@workflows.command("render")
+@click.option("--client", "client_file", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="Client file (YAML or JSON), see schemas/client.schema.json")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False))
+def workflows_render(client_file: str, out_dir: str) -> None:
+    """Render the pack for one client: base URL, credentials, providers, prefix, tags."""
+    import yaml
+
+    from referflow import workflows as pack
+
+    try:
+        client = yaml.safe_load(Path(client_file).read_text())
+        written = pack.render(client, Path(out_dir))
+    except yaml.YAMLError as exc:
+        raise click.ClickException(f"{client_file} is not valid YAML: {exc}") from exc
+    except ApiError as exc:
+        details = "; ".join(f"{e['path']}: {e['message']}" for e in exc.errors) or exc.message
+        raise click.ClickException(f"{client_file}: {details}") from exc
+    for path in written:
+        click.echo(f"wrote {path}")
+
+
+@workflows.command("check")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False))
+def workflows_check(directory: str) -> None:
+    """Check workflow files: schema, node ids, connections, referflow operations, no secrets."""
+    from referflow import api
+    from referflow import workflows as pack
+    from referflow.api.meta import openapi_document
+
+    api.modules()  # fills the operation table the OpenAPI document is built from
+    problems = pack.check(Path(directory), openapi_document())
+    for problem in problems:
+        click.echo(problem, err=True)
+    if problems:
+        raise click.ClickException(f"{len(problems)} problem(s)")
+    click.echo(f"{directory}: ok")
+
+
 @main.command()
 @click.option("--json", "as_json", is_flag=True)
 def demo(as_json: bool) -> None:

@@ -1,0 +1,166 @@
+"""The n8n workflow pack: render it for one agency client, and check workflow files.
+
+Rendering is deterministic (same client file -> byte-identical output) so agencies can diff it.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import uuid
+from pathlib import Path
+from typing import Any
+
+from referflow.contract import SchemaStore, schemas_dir
+
+NAMESPACE = uuid.UUID("6f1b1d52-86a5-4d8e-9d0c-2a7f1d3b5e10")
+# Credential placeholders in the pack (by credential id) -> the client file's credential key.
+CREDENTIALS = {"referflowApiCredential": "referflow", "stripeApiCredential": "stripe",
+               "shopifyCredential": "shopify", "hubspotDeveloperCredential": "hubspot_developer",
+               "hubspotTokenCredential": "hubspot_token", "klaviyoCredential": "klaviyo",
+               "slackCredential": "slack"}
+SECRET_PATTERNS = [re.compile(p) for p in (
+    r"sk_(live|test)_[A-Za-z0-9]{10,}", r"whsec_[A-Za-z0-9+/=]{20,}", r"rfk_[A-Za-z0-9_-]{20,}",
+    r"shpat_[0-9a-fA-F]{16,}", r"pat-[a-z0-9]{2,4}-[0-9a-f-]{20,}", r"pk_[0-9a-f]{20,}",
+    r"xox[abp]-[A-Za-z0-9-]{10,}", r"Bearer [A-Za-z0-9._~+/-]{20,}")]
+REFERFLOW_URL = re.compile(r"referflow_base_url \}\}(/[^\s'\"?}]*)")
+
+
+def pack_dir() -> Path:
+    """Return the folder of the pack: packaged copy first, then the source tree."""
+    packaged = Path(__file__).parent / "_workflows"
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parents[2] / "workflows"
+
+
+def _dump(data: Any) -> str:
+    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+
+
+def render(client: dict[str, Any], out: Path, source: Path | None = None) -> list[Path]:
+    """Write the pack rendered for one client into ``out``; return the files written."""
+    SchemaStore().validate("client.schema", client)
+    source = source or pack_dir()
+    manifest = json.loads((source / "pack.json").read_text())
+    out.mkdir(parents=True, exist_ok=True)
+    used = set(client["providers"])
+    written = []
+    for entry in manifest["workflows"]:
+        if not set(entry["requires"]) <= used:
+            continue
+        workflow = json.loads((source / entry["file"]).read_text())
+        for provider, names in entry.get("optional_nodes", {}).items():
+            if provider not in used:
+                _drop_nodes(workflow, set(names))
+        _apply_client(workflow, client, entry["file"])
+        target = out / f"{client['client']}-{entry['file']}"
+        target.write_text(_dump(workflow))
+        written.append(target)
+    return written
+
+
+def _drop_nodes(workflow: dict[str, Any], names: set[str]) -> None:
+    workflow["nodes"] = [n for n in workflow["nodes"] if n["name"] not in names]
+    connections = {k: v for k, v in workflow["connections"].items() if k not in names}
+    for outputs in connections.values():
+        outputs["main"] = [[t for t in targets if t["node"] not in names]
+                           for targets in outputs["main"]]
+    workflow["connections"] = connections
+
+
+def _apply_client(workflow: dict[str, Any], client: dict[str, Any], file: str) -> None:
+    slug, names = client["client"], client.get("credentials", {})
+    workflow["name"] = (client.get("name_prefix", "") + workflow["name"])[:128]
+    workflow["versionId"] = str(uuid.uuid5(NAMESPACE, f"{slug}/{file}"))
+    tags = {t["name"] for t in workflow["tags"]} | set(client.get("tags", []))
+    workflow["tags"] = [{"name": t} for t in sorted(tags)]
+    for node in workflow["nodes"]:
+        if node["name"] == "Settings":
+            for item in node["parameters"]["assignments"]["assignments"]:
+                if item["name"] == "referflow_base_url":
+                    item["value"] = client["referflow_base_url"].rstrip("/")
+                elif item["name"] == "currency" and client.get("currency"):
+                    item["value"] = client["currency"]
+        if "webhookId" in node:
+            node["webhookId"] = str(uuid.uuid5(NAMESPACE, f"{slug}/{file}/{node['name']}"))
+        if node["type"] == "n8n-nodes-base.webhook":
+            node["parameters"]["path"] = f"{slug}-{node['parameters']['path']}"
+        for credential in (node.get("credentials") or {}).values():
+            key = CREDENTIALS.get(credential["id"])
+            if key and names.get(key):
+                credential["name"] = names[key]
+
+
+def check(directory: Path, openapi: dict[str, Any]) -> list[str]:
+    """Return the problems of every workflow file in ``directory`` (empty when all is well)."""
+    schemas = SchemaStore(schemas_dir())
+    operations = _operations(openapi)
+    problems: list[str] = []
+    webhook_paths: dict[str, str] = {}
+    for path in sorted(directory.glob("*.json")):
+        if path.name == "pack.json":
+            continue
+        try:
+            workflow = json.loads(path.read_text())
+        except ValueError as exc:
+            problems.append(f"{path.name}: not JSON: {exc}")
+            continue
+        problems += [f"{path.name}{e['path']}: {e['message']}"
+                     for e in schemas.errors("n8n-workflow.schema", workflow)]
+        if not isinstance(workflow, dict) or not isinstance(workflow.get("nodes"), list):
+            continue
+        problems += [f"{path.name}: {p}" for p in _structure(workflow)]
+        problems += [f"{path.name}: {p}" for p in _referflow_calls(workflow, operations)]
+        problems += [f"{path.name}: inline secret matching {p.pattern!r}"
+                     for p in SECRET_PATTERNS if p.search(path.read_text())]
+        for node in workflow["nodes"]:
+            if node.get("type") == "n8n-nodes-base.webhook":
+                hook = node.get("parameters", {}).get("path", "")
+                if hook in webhook_paths:
+                    problems.append(f"{path.name}: webhook path {hook!r} also in {webhook_paths[hook]}")
+                webhook_paths[hook] = path.name
+    return problems
+
+
+def _structure(workflow: dict[str, Any]) -> list[str]:
+    problems = []
+    nodes = workflow["nodes"]
+    for key in ("id", "name"):
+        values = [n.get(key) for n in nodes]
+        problems += [f"duplicate node {key} {v!r}" for v in sorted({v for v in values
+                                                                     if values.count(v) > 1})]
+    names = {n.get("name") for n in nodes}
+    for source, outputs in workflow.get("connections", {}).items():
+        if source not in names:
+            problems.append(f"connection from unknown node {source!r}")
+        for targets in outputs.get("main", []):
+            problems += [f"connection from {source!r} to unknown node {t['node']!r}"
+                         for t in targets if t.get("node") not in names]
+    hooks = [n["webhookId"] for n in nodes if "webhookId" in n]
+    problems += [f"duplicate webhookId {h}" for h in sorted({h for h in hooks if hooks.count(h) > 1})]
+    return problems
+
+
+def _operations(openapi: dict[str, Any]) -> list[tuple[str, re.Pattern[str]]]:
+    return [(method.upper(), re.compile("^" + re.sub(r"\{[^}]+\}", "[^/]+", path) + "$"))
+            for path, ops in openapi["paths"].items() for method in ops]
+
+
+def _referflow_calls(workflow: dict[str, Any], operations: list[tuple[str, re.Pattern[str]]]) -> list[str]:
+    problems = []
+    for node in workflow["nodes"]:
+        if node.get("type") != "n8n-nodes-base.httpRequest":
+            continue
+        params = node.get("parameters", {})
+        match = REFERFLOW_URL.search(str(params.get("url", "")))
+        if not match:
+            continue
+        method = str(params.get("method", "GET")).upper()
+        if not any(m == method and rx.match(match[1]) for m, rx in operations):
+            problems.append(f"node {node['name']!r}: {method} {match[1]} is no referflow operation")
+    return problems
+
+
+def copy_of(workflow: dict[str, Any]) -> dict[str, Any]:
+    """Return a deep copy (for tests that break one thing at a time)."""
+    return copy.deepcopy(workflow)
