@@ -1,0 +1,77 @@
+"""Run workflow files in a real n8n (CLI), with provider triggers swapped for recorded payloads."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+N8N_DIR = Path(os.environ.get("REFERFLOW_N8N_DIR", Path.home() / ".cache" / "referflow-n8n"))
+TRIGGERS = ("Trigger", "n8n-nodes-base.webhook")
+
+
+def n8n_binary() -> Path | None:
+    """Return the cached n8n CLI, or None when it is not installed."""
+    binary = N8N_DIR / "node_modules" / ".bin" / "n8n"
+    return binary if binary.exists() and shutil.which("node") else None
+
+
+class N8n:
+    """A throwaway n8n instance (its own user folder and encryption key)."""
+
+    def __init__(self, home: Path):
+        binary = n8n_binary()
+        assert binary is not None
+        self.binary = binary
+        self.env = {**os.environ, "N8N_USER_FOLDER": str(home), "N8N_ENCRYPTION_KEY": "e2e-key",
+                    "N8N_DIAGNOSTICS_ENABLED": "false", "N8N_PERSONALIZATION_ENABLED": "false",
+                    "N8N_VERSION_NOTIFICATIONS_ENABLED": "false", "N8N_TEMPLATES_ENABLED": "false",
+                    "N8N_RUNNERS_ENABLED": "false", "N8N_EXPRESSION_ENGINE": "legacy"}
+        self.home = home
+        home.mkdir(parents=True, exist_ok=True)
+
+    def run(self, *args: str, timeout: int = 180) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(self.binary), *args], env=self.env, capture_output=True,
+                              text=True, timeout=timeout)
+
+    def import_credentials(self, credentials: list[dict[str, Any]]) -> None:
+        path = self.home / "credentials.json"
+        path.write_text(json.dumps(credentials))
+        result = self.run("import:credentials", f"--input={path}")
+        assert result.returncode == 0, result.stderr[-2000:]
+
+    def import_workflow(self, workflow: dict[str, Any], workflow_id: str) -> None:
+        path = self.home / f"{workflow_id}.json"
+        path.write_text(json.dumps({**workflow, "id": workflow_id}))
+        result = self.run("import:workflow", f"--input={path}")
+        assert result.returncode == 0, result.stderr[-2000:]
+
+    def execute(self, workflow_id: str) -> subprocess.CompletedProcess[str]:
+        return self.run("execute", f"--id={workflow_id}", "--rawOutput")
+
+
+def with_recorded_trigger(workflow: dict[str, Any], payload: Any,
+                          base_url: str) -> dict[str, Any]:
+    """Swap the trigger for a Manual Trigger + Set (raw JSON) of the same name; point at base_url."""
+    workflow = copy.deepcopy(workflow)
+    trigger = next(n for n in workflow["nodes"] if n["type"].endswith("Trigger")
+                   or n["type"] == "n8n-nodes-base.webhook")
+    name = trigger["name"]
+    workflow["nodes"].remove(trigger)
+    workflow["nodes"] += [
+        {"parameters": {}, "id": "00000000-0000-4000-8000-000000000001", "name": "Start",
+         "type": "n8n-nodes-base.manualTrigger", "typeVersion": 1, "position": [-200, 0]},
+        {"parameters": {"mode": "raw", "jsonOutput": json.dumps(payload), "options": {}},
+         "id": trigger["id"], "name": name, "type": "n8n-nodes-base.set", "typeVersion": 3.4,
+         "position": trigger["position"]}]
+    workflow["connections"]["Start"] = {"main": [[{"node": name, "type": "main", "index": 0}]]}
+    for node in workflow["nodes"]:
+        if node["name"] == "Settings":
+            for item in node["parameters"]["assignments"]["assignments"]:
+                if item["name"] == "referflow_base_url":
+                    item["value"] = base_url
+    return workflow

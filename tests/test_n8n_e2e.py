@@ -1,0 +1,85 @@
+"""Workflows of the pack run end to end in a real n8n against a running referflow."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import requests
+
+from referflow import workflows as pack
+from tests.conftest import ADMIN_TOKEN, PROGRAM_CONFIG
+from tests.live import live_server
+from tests.n8n_harness import N8n, n8n_binary, with_recorded_trigger
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(n8n_binary() is None, reason="n8n is not installed in "
+                                 "~/.cache/referflow-n8n: the n8n end-to-end tests did NOT run")]
+FIXTURES = pack.pack_dir().parent / "tests" / "fixtures"
+
+
+def _fixture(name, code=None):
+    text = (FIXTURES / name).read_text()
+    return json.loads(text.replace("__CODE__", code) if code else text)
+
+
+@pytest.fixture()
+def stack(database_url, settings, tmp_path):
+    with live_server(database_url, tmp_path) as base:
+        created = requests.post(f"{base}/v1/admin/programs", timeout=10,
+                                headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+                                json={"name": "n8n", "config": PROGRAM_CONFIG}).json()
+        key = created["api_key"]["key"]
+        n8n = N8n(tmp_path / "n8n")
+        n8n.import_credentials([{"id": "referflowApiCredential", "name": "referflow API",
+                                 "type": "httpHeaderAuth",
+                                 "data": {"name": "Authorization", "value": f"Bearer {key}"}}])
+        session = requests.Session()
+        session.headers["Authorization"] = f"Bearer {key}"
+        yield base, session, n8n
+
+
+def _run(n8n, base, file, payload, workflow_id):
+    workflow = json.loads((pack.pack_dir() / file).read_text())
+    n8n.import_workflow(with_recorded_trigger(workflow, payload, base), workflow_id)
+    result = n8n.execute(workflow_id)
+    assert result.returncode == 0, (result.stdout[-3000:], result.stderr[-3000:])
+    return result
+
+
+def _friend_status(session, base, friend):
+    person = session.get(f"{base}/v1/people/{friend}", timeout=10).json()
+    return person["referred_as_friend"][0]["status"] if person.get("referred_as_friend") else None
+
+
+def test_stripe_workflow_claims_qualifies_and_reverses(stack):
+    base, session, n8n = stack
+    code = session.post(f"{base}/v1/links", timeout=10, json={
+        "advocate": {"external_id": "cus_AdvocateAnn", "email": "ann@example.com"}}).json()["code"]
+    _run(n8n, base, "stripe-to-referral.json",
+         _fixture("stripe_checkout_session_completed.json", code), "stripeWorkflow0001")
+    assert _friend_status(session, base, "cus_FriendBob") == "pending"
+    invoice = _fixture("stripe_invoice_paid.json")
+    invoice["type"] = "invoice.payment_succeeded"  # the n8n Stripe Trigger's name for it
+    invoice["data"]["object"]["status_transitions"]["paid_at"] = int(time.time())
+    _run(n8n, base, "stripe-to-referral.json", invoice, "stripeWorkflow0002")
+    assert _friend_status(session, base, "cus_FriendBob") == "held"
+    refund = _fixture("stripe_charge_refunded.json")
+    refund["created"] = int(time.time())
+    _run(n8n, base, "stripe-to-referral.json", refund, "stripeWorkflow0003")
+    assert _friend_status(session, base, "cus_FriendBob") == "reversed"
+    # The same Stripe event again (n8n retried): the Idempotency-Key replays, nothing changes.
+    _run(n8n, base, "stripe-to-referral.json", refund, "stripeWorkflow0004")
+    history = session.get(f"{base}/v1/people/cus_FriendBob", timeout=10).json()
+    assert history["referred_as_friend"][0]["status"] == "reversed"
+
+
+def test_review_digest_lists_waiting_referrals(stack):
+    base, session, n8n = stack
+    code = session.post(f"{base}/v1/links", timeout=10, json={
+        "advocate": {"external_id": "a1", "email": "a1@example.com"}}).json()["code"]
+    session.post(f"{base}/v1/referrals/claim", timeout=10, json={
+        "code": code, "friend": {"external_id": "f1", "email": "f1@mailinator.com"}})
+    result = _run(n8n, base, "review-digest.json", {}, "digestWorkflow0001")
+    assert "1 referral(s) waiting for review" in result.stdout
