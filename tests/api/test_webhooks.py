@@ -210,3 +210,24 @@ def test_events_are_written_with_the_change_even_without_subscribers(api, app, r
                                             "referral.qualified"]
         assert all(e.done_at for e in events)
         assert json.dumps(events[0].payload)
+
+
+def test_signing_key_is_the_text_form_of_the_secret_and_bodies_are_utf8(api, app, receiver):
+    import base64
+    import hashlib
+    import hmac
+
+    sub = _subscribe(api, receiver.url, ["advocate.link_created"])
+    assert base64.b64decode(sub["secret"][6:]).decode() == sub["signing_key"]
+    api.post("/v1/links", {"advocate": {"external_id": "zoe", "email": "zoe@example.com",
+                                        "name": "Zoë Åström"}})
+    _tick(app)
+    request = receiver.requests[0]
+    assert "Zoë Åström".encode() in request["body"]  # UTF-8, not \\u escapes
+    rebuilt = json.dumps(json.loads(request["body"]), separators=(",", ":"), ensure_ascii=False)
+    assert rebuilt.encode() == request["body"]  # what JSON.stringify gives back in n8n
+    headers = _lower(request["headers"])
+    signed = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.{rebuilt}"
+    expected = base64.b64encode(hmac.new(sub["signing_key"].encode(), signed.encode(),
+                                         hashlib.sha256).digest()).decode()
+    assert f"v1,{expected}" in headers["webhook-signature"].split(" ")

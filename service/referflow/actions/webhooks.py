@@ -67,9 +67,12 @@ def create_subscription(session: Session, ctx: ProgramContext, body: dict[str, A
     unknown = sorted(set(body["events"]) - set(EVENT_TYPES) - {"*"})
     if unknown:
         raise ValidationFailed(f"unknown event types: {', '.join(unknown)}", code="unknown_event_type")
+    # The key is URL-safe text (256 bits), so tools that take an HMAC key as text (n8n's Crypto
+    # node) can use it; the whsec_ form is the Standard Webhooks encoding of the same bytes.
+    key = secrets.token_urlsafe(32)
     sub = WebhookSubscription(id=new_id("whk"), program_id=ctx.id, url=body["url"],
                               events=sorted(set(body["events"])),
-                              secret="whsec_" + base64.b64encode(secrets.token_bytes(32)).decode())
+                              secret="whsec_" + base64.b64encode(key.encode()).decode())
     session.add(sub)
     session.commit()
     return sub
@@ -145,15 +148,18 @@ def deliver(session: Session, delivery_id: str, allow_private: bool,
 
 def _post(sub: WebhookSubscription, delivery: WebhookDelivery, event: OutboxEvent,
           allow_private: bool) -> tuple[int | None, str | None, int]:
-    body = json.dumps(event.payload, separators=(",", ":"), sort_keys=True)
+    # Compact, sorted, UTF-8 (no \u escapes): JSON.stringify(JSON.parse(body)) gives it back
+    # byte for byte, so no-code receivers can rebuild the signed content from the parsed body.
+    body = json.dumps(event.payload, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
     started = time.monotonic()
     try:
         check_url(sub.url, allow_private)  # again at send time: DNS may have changed
         timestamp = utcnow()
-        headers = {"content-type": "application/json", "user-agent": "referflow-webhooks/1",
+        headers = {"content-type": "application/json; charset=utf-8",
+                   "user-agent": "referflow-webhooks/1",
                    "webhook-id": delivery.id, "webhook-timestamp": str(int(timestamp.timestamp())),
                    "webhook-signature": Webhook(sub.secret).sign(delivery.id, timestamp, body)}
-        response = requests.post(sub.url, data=body.encode(), headers=headers, timeout=TIMEOUT,
+        response = requests.post(sub.url, data=body.encode("utf-8"), headers=headers, timeout=TIMEOUT,
                                  allow_redirects=False)
         return response.status_code, None, int((time.monotonic() - started) * 1000)
     except (requests.RequestException, ValidationFailed) as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 from flask import Blueprint, current_app
@@ -20,6 +21,7 @@ def _subscription(sub: WebhookSubscription, with_secret: bool = False) -> dict[s
            "created_at": to_rfc3339(sub.created_at)}
     if with_secret:
         out["secret"] = sub.secret
+        out["signing_key"] = base64.b64decode(sub.secret.removeprefix("whsec_")).decode()
     return out
 
 
