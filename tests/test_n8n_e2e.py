@@ -83,3 +83,78 @@ def test_review_digest_lists_waiting_referrals(stack):
         "code": code, "friend": {"external_id": "f1", "email": "f1@mailinator.com"}})
     result = _run(n8n, base, "review-digest.json", {}, "digestWorkflow0001")
     assert "1 referral(s) waiting for review" in result.stdout
+
+
+def test_reward_workflow_verifies_referflow_webhooks_and_calls_klaviyo(database_url, settings,
+                                                                        tmp_path):
+    import subprocess
+
+    from tests.fakes.klaviyo import API_KEY, FakeKlaviyo
+    from tests.live import free_port
+
+    port = free_port()
+    with FakeKlaviyo() as klaviyo, live_server(database_url, tmp_path,
+                                               REFERFLOW_ALLOW_PRIVATE_WEBHOOK_URLS="true") as base:
+        admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        key = requests.post(f"{base}/v1/admin/programs", headers=admin, timeout=10, json={
+            "name": "n8n", "config": {**PROGRAM_CONFIG, "hold_days": 0}}).json()["api_key"]["key"]
+        session = requests.Session()
+        session.headers["Authorization"] = f"Bearer {key}"
+        hook = f"http://127.0.0.1:{port}/webhook/referflow-rewards"
+        sub = session.post(f"{base}/v1/webhooks", timeout=10, json={
+            "url": hook, "events": ["referral.approved", "reward.issued"]}).json()
+        n8n = N8n(tmp_path / "n8n")
+        n8n.import_credentials([{"id": "klaviyoCredential", "name": "Klaviyo API",
+                                 "type": "httpHeaderAuth",
+                                 "data": {"name": "Authorization",
+                                          "value": f"Klaviyo-API-Key {API_KEY}"}}])
+        workflow = json.loads((pack.pack_dir() / "reward-fulfilment.json").read_text())
+        for node in workflow["nodes"]:
+            if node["name"] == "Settings":
+                for item in node["parameters"]["assignments"]["assignments"]:
+                    if item["name"] == "signing_key":
+                        item["value"] = sub["signing_key"]
+            if node["name"] == "Send the event to Klaviyo":
+                node["parameters"]["url"] = f"{klaviyo.base}/api/events"
+        n8n.import_workflow(workflow, "rewardWorkflow0001")
+        activated = n8n.run("update:workflow", "--id=rewardWorkflow0001", "--active=true")
+        assert activated.returncode == 0, activated.stderr[-2000:]
+        env = {**n8n.env, "N8N_PORT": str(port), "N8N_LISTEN_ADDRESS": "127.0.0.1"}
+        log = (tmp_path / "n8n-start.log").open("w")
+        server = subprocess.Popen([str(n8n.binary), "start"], env=env, stdout=log,
+                                  stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                try:
+                    if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2).ok:
+                        break
+                except requests.RequestException:
+                    time.sleep(1)
+            time.sleep(3)  # webhooks are registered right after the server answers
+            forged = requests.post(hook, timeout=10, json={"id": "evt_forged", "type": "reward.issued"},
+                                   headers={"webhook-id": "msg_x", "webhook-timestamp": str(int(time.time())),
+                                            "webhook-signature": "v1,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="})
+            assert forged.status_code == 200  # n8n acknowledges, then the run stops on the check
+            code = session.post(f"{base}/v1/links", timeout=10, json={
+                "advocate": {"external_id": "a1", "email": "a1@example.com"}}).json()["code"]
+            referral = session.post(f"{base}/v1/referrals/claim", timeout=10, json={
+                "code": code, "friend": {"external_id": "f1", "email": "f1@example.com"}}).json()
+            session.post(f"{base}/v1/referrals/qualify", timeout=10, json={
+                "referral_id": referral["id"], "event": {"id": "in_1", "type": "first_order",
+                "amount": 100, "currency": "EUR", "occurred_at": "2026-11-20T10:00:00Z"}})
+            session.post(f"{base}/v1/gift-cards", timeout=10, json={"referral_id": referral["id"]})
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and len(klaviyo.events) < 3:
+                time.sleep(1)
+            metrics = sorted(e["metric"] for e in klaviyo.events)
+            assert metrics == ["Referral Approved", "Reward Issued", "Reward Issued"], (
+                metrics, (tmp_path / "n8n-start.log").read_text()[-3000:])
+            assert "evt_forged" not in {e["unique_id"] for e in klaviyo.events}
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+            log.close()
