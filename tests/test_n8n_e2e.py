@@ -158,3 +158,40 @@ def test_reward_workflow_verifies_referflow_webhooks_and_calls_klaviyo(database_
             except subprocess.TimeoutExpired:
                 server.kill()
             log.close()
+
+
+def test_shopify_workflow_claims_and_qualifies_from_a_paid_order(stack):
+    base, session, n8n = stack
+    code = session.post(f"{base}/v1/links", timeout=10, json={
+        "advocate": {"external_id": "adv-1", "email": "ann@example.com"}}).json()["code"]
+    order = _fixture("shopify_orders_paid.json", code)
+    workflow = json.loads((pack.pack_dir() / "shopify-to-referral.json").read_text())
+    # Only the order trigger fires in this run: the other two triggers are left out.
+    workflow["nodes"] = [n for n in workflow["nodes"] if n["name"] not in (
+        "When a Shopify customer is created", "When a Shopify refund is created",
+        "Claim from the customer tag", "Reverse after the refund")]
+    for name in ("When a Shopify customer is created", "When a Shopify refund is created",
+                 "Claim from the customer tag", "Reverse after the refund"):
+        workflow["connections"].pop(name, None)
+    workflow["connections"]["Settings"] = {"main": [[{"node": "Claim from the discount code",
+                                                      "type": "main", "index": 0}]]}
+    n8n.import_workflow(with_recorded_trigger(workflow, order, base), "shopifyWorkflow0001")
+    result = n8n.execute("shopifyWorkflow0001")
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert _friend_status(session, base, "706405506930370084") == "held"
+
+
+def test_new_customer_workflow_creates_the_link(stack):
+    base, session, n8n = stack
+    customer = _fixture("stripe_customer_created.json", "UNUSED")
+    workflow = json.loads((pack.pack_dir() / "new-customer-to-advocate.json").read_text())
+    workflow["nodes"] = [n for n in workflow["nodes"]
+                         if n["name"] not in ("Send the link to Klaviyo", "Write the link to HubSpot")]
+    workflow["connections"]["Create the advocate's referral link"]["main"][0] = []
+    workflow["connections"].pop("Send the link to Klaviyo")
+    workflow["connections"].pop("Write the link to HubSpot")
+    n8n.import_workflow(with_recorded_trigger(workflow, customer, base), "advocateWorkflow0001")
+    result = n8n.execute("advocateWorkflow0001")
+    assert result.returncode == 0, result.stdout[-3000:]
+    advocate = session.get(f"{base}/v1/advocates/by-external-id/cus_FriendBob", timeout=10).json()
+    assert advocate["email"] == "bob@example.com" and len(advocate["codes"]) == 1
