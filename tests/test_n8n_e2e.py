@@ -195,3 +195,29 @@ def test_new_customer_workflow_creates_the_link(stack):
     assert result.returncode == 0, result.stdout[-3000:]
     advocate = session.get(f"{base}/v1/advocates/by-external-id/cus_FriendBob", timeout=10).json()
     assert advocate["email"] == "bob@example.com" and len(advocate["codes"]) == 1
+
+
+def test_hubspot_workflow_claims_a_new_contact_and_qualifies_the_won_deal(stack):
+    from tests.fakes.hubspot import TOKEN, FakeHubSpot
+
+    base, session, n8n = stack
+    code = session.post(f"{base}/v1/links", timeout=10, json={
+        "advocate": {"external_id": "adv-h", "email": "ann@example.com"}}).json()["code"]
+    n8n.import_credentials([{"id": "hubspotTokenCredential", "name": "HubSpot private app",
+                             "type": "httpHeaderAuth",
+                             "data": {"name": "Authorization", "value": f"Bearer {TOKEN}"}}])
+    with FakeHubSpot() as hubspot:
+        hubspot.contacts["123"] = {"email": "carol@example.com", "referral_code": code}
+        hubspot.deals["987"] = {"properties": {"amount": "1500.50", "deal_currency_code": "EUR",
+                                               "closedate": "2026-11-22T12:00:00Z"},
+                                "contacts": ["123"]}
+        text = (pack.pack_dir() / "hubspot-to-referral.json").read_text()
+        workflow = json.loads(text.replace("https://api.hubapi.com", hubspot.base))
+        contact, deal = (_fixture("hubspot_contact_creation.json")[0],
+                         _fixture("hubspot_deal_closed_won.json")[0])
+        for number, event in enumerate((contact, deal)):
+            n8n.import_workflow(with_recorded_trigger(workflow, event, base), f"hubspotWorkflow000{number}")
+            result = n8n.execute(f"hubspotWorkflow000{number}")
+            assert result.returncode == 0, result.stdout[-3000:]
+    person = session.get(f"{base}/v1/people/123", timeout=10).json()
+    assert person["referred_as_friend"][0]["status"] == "held"
