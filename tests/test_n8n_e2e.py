@@ -131,10 +131,16 @@ def test_reward_workflow_verifies_referflow_webhooks_and_calls_klaviyo(database_
                         break
                 except requests.RequestException:
                     time.sleep(1)
-            time.sleep(3)  # webhooks are registered right after the server answers
-            forged = requests.post(hook, timeout=10, json={"id": "evt_forged", "type": "reward.issued"},
-                                   headers={"webhook-id": "msg_x", "webhook-timestamp": str(int(time.time())),
-                                            "webhook-signature": "v1,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="})
+            # The production webhook is registered a little after /healthz answers: poll it with
+            # the forged delivery (which must never reach Klaviyo) until it is there.
+            forged_headers = {"webhook-id": "msg_x", "webhook-timestamp": str(int(time.time())),
+                              "webhook-signature": "v1,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}
+            for _ in range(90):
+                forged = requests.post(hook, timeout=10, headers=forged_headers,
+                                       json={"id": "evt_forged", "type": "reward.issued"})
+                if forged.status_code != 404:
+                    break
+                time.sleep(1)
             assert forged.status_code == 200  # n8n acknowledges, then the run stops on the check
             code = session.post(f"{base}/v1/links", timeout=10, json={
                 "advocate": {"external_id": "a1", "email": "a1@example.com"}}).json()["code"]
