@@ -5,7 +5,6 @@ Rendering is deterministic (same client file -> byte-identical output) so agenci
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 import uuid
@@ -160,7 +159,3 @@ def _referflow_calls(workflow: dict[str, Any], operations: list[tuple[str, re.Pa
             problems.append(f"node {node['name']!r}: {method} {match[1]} is no referflow operation")
     return problems
 
-
-def copy_of(workflow: dict[str, Any]) -> dict[str, Any]:
-    """Return a deep copy (for tests that break one thing at a time)."""
-    return copy.deepcopy(workflow)

@@ -83,11 +83,16 @@ def _apply_cap(session: Session, ctx: ProgramContext, referral: Referral, capped
          data={**(data or {}), "hold_until": to_rfc3339(referral.hold_until)})
 
 
+def approved_count(session: Session, advocate_id: str) -> int:
+    """Count an advocate's approved (and rewarded) referrals."""
+    return session.scalar(select(func.count()).select_from(Referral).where(
+        Referral.advocate_id == advocate_id, Referral.status.in_(COUNTED))) or 0
+
+
 def _update_tier(session: Session, ctx: ProgramContext, advocate: Advocate, now: datetime) -> None:
     if not ctx.config.tiers:
         return
-    approved = session.scalar(select(func.count()).select_from(Referral).where(
-        Referral.advocate_id == advocate.id, Referral.status.in_(COUNTED))) or 0
+    approved = approved_count(session, advocate.id)
     tier = ctx.config.tier_for(approved)
     name = tier.name if tier else None
     if name == advocate.tier:

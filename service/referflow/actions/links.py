@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from referflow.actions.common import ProgramContext
+from referflow.actions.eligibility import marks_of, save_marks
 from referflow.actions.events import emit
 from referflow.domain import referral as states
 from referflow.domain.codes import new_id, new_referral_code, normalise_code, normalise_vanity
@@ -68,8 +69,6 @@ def _create_link(session: Session, ctx: ProgramContext, body: dict[str, Any],
     session.flush()
     code = _code_for(session, ctx, advocate, vanity, created)
     if body.get("context"):
-        from referflow.actions.eligibility import marks_of, save_marks
-
         save_marks(session, ctx, advocate.id, "advocate", marks_of(ctx, body["context"], None),
                    None, utcnow())
     if created:

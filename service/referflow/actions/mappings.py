@@ -27,6 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from referflow.actions.common import Actor, ProgramContext, move, reason
+from referflow.actions.customers import import_customers
 from referflow.actions.ingress import Waiting, customer_of, remember
 from referflow.actions.referrals import claim_referral, qualify_referral, reverse_referral
 from referflow.domain import referral as states
@@ -34,7 +35,7 @@ from referflow.domain.emails import normalise_email
 from referflow.domain.hashing import keyed_hash
 from referflow.domain.timeutil import to_rfc3339
 from referflow.providers.issuers import ZERO_DECIMAL
-from referflow.storage.models import IdentityMark, KnownCustomer, Referral, Suppression
+from referflow.storage.models import IdentityMark, Referral, Suppression
 
 Outcome = dict[str, Any]
 Handler = Callable[[Session, ProgramContext, dict[str, Any], Actor], Outcome]
@@ -217,16 +218,14 @@ def shopify_order_paid(s: Session, ctx: ProgramContext, order: dict, actor: Acto
         return _ignored("guest_checkout")
     remember(s, ctx.id, "shopify", friend, str(order["id"]))
     repeat = int(customer.get("orders_count") or 0) > 1
-    if repeat:
-        s.add(KnownCustomer(program_id=ctx.id, external_id=friend, source="shopify"))
+    if repeat:  # an earlier order seen: a known customer from now on (the claim rules check it)
+        import_customers(s, ctx, [{"external_id": friend}], source="shopify")
     s.commit()
     code = _shopify_code_in_order(order)
     outcome: Outcome = {}
     if code and _referral(s, ctx, friend) is None:
-        from referflow.actions.customers import _is_known  # noqa: PLC2701
-
         claimed = _claim(s, ctx, actor, code, friend, order.get("email") or customer.get("email"),
-                         existing_customer=repeat or _is_known(s, ctx, friend, None))
+                         existing_customer=repeat)
         if claimed.get("ignored"):
             return claimed
         outcome["claim"] = claimed

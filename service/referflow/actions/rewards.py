@@ -59,7 +59,7 @@ def issue_reward(session: Session, services: Any, reward_id: str) -> str | None:
     except PermanentProviderError as exc:
         return _fail(session, ctx, reward, str(exc))
     reward.external_id, reward.code = result.external_id, result.code
-    return _issued(session, ctx, reward, referral, None)
+    return _issued(session, ctx, reward, referral, announce=True)
 
 
 def _issuer(session: Session, services: Any, reward: Reward) -> issuers.RewardIssuer:
@@ -97,14 +97,14 @@ def _issue_on_ledger(session: Session, ctx: ProgramContext, reward: Reward,
     reward = session.get(Reward, reward.id)  # the issue committed: reload ours
     assert reward is not None
     reward.external_id, reward.code = card.id, card.code
-    return _issued(session, ctx, reward, referral, "ledger")
+    return _issued(session, ctx, reward, referral, announce=False)
 
 
 def _issued(session: Session, ctx: ProgramContext, reward: Reward, referral: Referral,
-            already_announced: str | None) -> str:
+            announce: bool) -> str:
     reward.status, reward.issued_at, reward.lease_until = ISSUED, utcnow(), None
     reward.attempts += 1
-    if already_announced is None:  # the ledger announces its own cards
+    if announce:  # the ledger's issue_gift_card announces its own cards and completes the referral
         emit(session, ctx.id, "reward.issued", {"issuer": reward.issuer, "reward": _dump(reward)})
         session.flush()
         _complete_if_all_issued(session, ctx, referral)

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from referflow.actions.approval import approved_count
 from referflow.actions.common import ProgramContext, load_program
 from referflow.domain.emails import normalise_email
 from referflow.domain.hashing import keyed_hash
@@ -112,11 +113,6 @@ def _finish(session: Session, task: SyncTask, status: str, outcome: dict[str, An
     return status
 
 
-def _approved_count(session: Session, advocate_id: str) -> int:
-    return session.scalar(select(func.count()).select_from(Referral).where(
-        Referral.advocate_id == advocate_id, Referral.status.in_(("approved", "rewarded")))) or 0
-
-
 def _recipient_and_properties(session: Session,
                               event: OutboxEvent) -> tuple[str | None, dict[str, Any]]:
     """Return who the fact is about and the profile/contact properties it sets."""
@@ -138,7 +134,7 @@ def _recipient_and_properties(session: Session,
         return referral.friend_email, {}
     advocate = session.get(Advocate, referral.advocate_id)
     return (advocate.email if advocate else None), {
-        "referrals_approved": _approved_count(session, referral.advocate_id)}
+        "referrals_approved": approved_count(session, referral.advocate_id)}
 
 
 def _event_properties(event: OutboxEvent) -> dict[str, Any]:
