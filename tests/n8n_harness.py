@@ -54,24 +54,37 @@ class N8n:
         return self.run("execute", f"--id={workflow_id}", "--rawOutput")
 
 
-def with_recorded_trigger(workflow: dict[str, Any], payload: Any,
-                          base_url: str) -> dict[str, Any]:
-    """Swap the trigger for a Manual Trigger + Set (raw JSON) of the same name; point at base_url."""
+def _is_trigger(node: dict[str, Any]) -> bool:
+    return node["type"].endswith("Trigger") or node["type"] == "n8n-nodes-base.webhook"
+
+
+def with_recorded_trigger(workflow: dict[str, Any], payload: Any, base_url: str,
+                          trigger: str | None = None,
+                          settings: dict[str, str] | None = None) -> dict[str, Any]:
+    """Swap one trigger for a Manual Trigger + Set (raw JSON) of the same name; point at base_url.
+
+    ``trigger`` names the trigger that fires (default: the first); the workflow's other triggers
+    are removed. ``settings`` overrides values of the workflow's Settings node.
+    """
     workflow = copy.deepcopy(workflow)
-    trigger = next(n for n in workflow["nodes"] if n["type"].endswith("Trigger")
-                   or n["type"] == "n8n-nodes-base.webhook")
-    name = trigger["name"]
-    workflow["nodes"].remove(trigger)
+    triggers = [n for n in workflow["nodes"] if _is_trigger(n)]
+    fired = next(n for n in triggers if trigger in (None, n["name"]))
+    downstream = workflow["connections"].get(fired["name"], {"main": [[]]})
+    for node in triggers:
+        workflow["nodes"].remove(node)
+        workflow["connections"].pop(node["name"], None)
+    name = fired["name"]
     workflow["nodes"] += [
         {"parameters": {}, "id": "00000000-0000-4000-8000-000000000001", "name": "Start",
          "type": "n8n-nodes-base.manualTrigger", "typeVersion": 1, "position": [-200, 0]},
         {"parameters": {"mode": "raw", "jsonOutput": json.dumps(payload), "options": {}},
-         "id": trigger["id"], "name": name, "type": "n8n-nodes-base.set", "typeVersion": 3.4,
-         "position": trigger["position"]}]
+         "id": fired["id"], "name": name, "type": "n8n-nodes-base.set", "typeVersion": 3.4,
+         "position": fired["position"]}]
     workflow["connections"]["Start"] = {"main": [[{"node": name, "type": "main", "index": 0}]]}
+    workflow["connections"][name] = downstream
+    overrides = {"referflow_base_url": base_url, **(settings or {})}
     for node in workflow["nodes"]:
         if node["name"] == "Settings":
             for item in node["parameters"]["assignments"]["assignments"]:
-                if item["name"] == "referflow_base_url":
-                    item["value"] = base_url
+                item["value"] = overrides.get(item["name"], item["value"])
     return workflow

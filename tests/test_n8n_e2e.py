@@ -85,37 +85,73 @@ def test_review_digest_lists_waiting_referrals(stack):
     assert "1 referral(s) waiting for review" in result.stdout
 
 
-def test_reward_workflow_verifies_referflow_webhooks_and_calls_klaviyo(database_url, settings,
-                                                                        tmp_path):
+# An agency client with every provider, its own credential names, prefix and tags.
+AGENCY = {"client": "acme", "referflow_base_url": "http://referflow.invalid", "currency": "EUR",
+          "providers": ["stripe", "shopify", "hubspot", "klaviyo"], "name_prefix": "Acme | ",
+          "tags": ["client-acme"], "credentials": {
+              "referflow": "referflow API (Acme)", "shopify": "Shopify (Acme)",
+              "hubspot_token": "HubSpot (Acme)", "klaviyo": "Klaviyo (Acme)"}}
+
+
+def _workflow_text(file, variant, tmp_path):
+    """The pack's file, or the file rendered for the AGENCY client."""
+    if variant == "pack":
+        return (pack.pack_dir() / file).read_text()
+    out = tmp_path / "rendered"
+    if not out.exists():
+        pack.render(AGENCY, out)
+    return (out / f"{AGENCY['client']}-{file}").read_text()
+
+
+def _credential(variant, kind, type_, data):
+    """A credential as the user creates it: the pack's default name, or the client's own name and
+    a new id (so n8n must re-link the rendered workflow's credential by name on import)."""
+    ids = {"referflow": "referflowApiCredential", "klaviyo": "klaviyoCredential",
+           "hubspot_token": "hubspotTokenCredential", "shopify": "shopifyCredential"}
+    names = {"referflow": "referflow API", "klaviyo": "Klaviyo API", "hubspot_token": "HubSpot private app",
+             "shopify": "Shopify store"}
+    if variant == "rendered":
+        return {"id": f"acme{kind.title().replace('_', '')}Cred", "name": AGENCY["credentials"][kind],
+                "type": type_, "data": data}
+    return {"id": ids[kind], "name": names[kind], "type": type_, "data": data}
+
+
+@pytest.mark.parametrize("variant", ["pack", "rendered"])
+def test_reward_workflow_verifies_referflow_webhooks_then_calls_klaviyo_and_hubspot(database_url, settings,
+                                                                                  tmp_path, variant):
     import subprocess
 
+    from tests.fakes.hubspot import TOKEN, FakeHubSpot
     from tests.fakes.klaviyo import API_KEY, FakeKlaviyo
     from tests.live import free_port
 
     port = free_port()
-    with FakeKlaviyo() as klaviyo, live_server(database_url, tmp_path,
-                                               REFERFLOW_ALLOW_PRIVATE_WEBHOOK_URLS="true") as base:
+    path = "referflow-rewards" if variant == "pack" else "acme-referflow-rewards"
+    with FakeKlaviyo() as klaviyo, FakeHubSpot() as hubspot, live_server(
+            database_url, tmp_path, REFERFLOW_ALLOW_PRIVATE_WEBHOOK_URLS="true") as base:
+        hubspot.properties.add("referral_status")
         admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
         key = requests.post(f"{base}/v1/admin/programs", headers=admin, timeout=10, json={
             "name": "n8n", "config": {**PROGRAM_CONFIG, "hold_days": 0}}).json()["api_key"]["key"]
         session = requests.Session()
         session.headers["Authorization"] = f"Bearer {key}"
-        hook = f"http://127.0.0.1:{port}/webhook/referflow-rewards"
+        hook = f"http://127.0.0.1:{port}/webhook/{path}"
         sub = session.post(f"{base}/v1/webhooks", timeout=10, json={
             "url": hook, "events": ["referral.approved", "reward.issued"]}).json()
         n8n = N8n(tmp_path / "n8n")
-        n8n.import_credentials([{"id": "klaviyoCredential", "name": "Klaviyo API",
-                                 "type": "httpHeaderAuth",
-                                 "data": {"name": "Authorization",
-                                          "value": f"Klaviyo-API-Key {API_KEY}"}}])
-        workflow = json.loads((pack.pack_dir() / "reward-fulfilment.json").read_text())
+        n8n.import_credentials([
+            _credential(variant, "klaviyo", "httpHeaderAuth",
+                        {"name": "Authorization", "value": f"Klaviyo-API-Key {API_KEY}"}),
+            _credential(variant, "hubspot_token", "httpHeaderAuth",
+                        {"name": "Authorization", "value": f"Bearer {TOKEN}"})])
+        text = _workflow_text("reward-fulfilment.json", variant, tmp_path)
+        workflow = json.loads(text.replace("https://a.klaviyo.com", klaviyo.base)
+                              .replace("https://api.hubapi.com", hubspot.base))
         for node in workflow["nodes"]:
             if node["name"] == "Settings":
                 for item in node["parameters"]["assignments"]["assignments"]:
                     if item["name"] == "signing_key":
                         item["value"] = sub["signing_key"]
-            if node["name"] == "Send the event to Klaviyo":
-                node["parameters"]["url"] = f"{klaviyo.base}/api/events"
         n8n.import_workflow(workflow, "rewardWorkflow0001")
         activated = n8n.run("update:workflow", "--id=rewardWorkflow0001", "--active=true")
         assert activated.returncode == 0, activated.stderr[-2000:]
@@ -151,12 +187,16 @@ def test_reward_workflow_verifies_referflow_webhooks_and_calls_klaviyo(database_
                 "amount": 100, "currency": "EUR", "occurred_at": "2026-11-20T10:00:00Z"}})
             session.post(f"{base}/v1/gift-cards", timeout=10, json={"referral_id": referral["id"]})
             deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and len(klaviyo.events) < 3:
+            while time.monotonic() < deadline and (len(klaviyo.events) < 3 or len(hubspot.by_email) < 2):
                 time.sleep(1)
-            metrics = sorted(e["metric"] for e in klaviyo.events)
-            assert metrics == ["Referral Approved", "Reward Issued", "Reward Issued"], (
-                metrics, (tmp_path / "n8n-start.log").read_text()[-3000:])
+            received = sorted((e["metric"], e["email"]) for e in klaviyo.events)
+            # Each reward's email goes to the person who receives it.
+            assert received == [("Referral Approved", "f1@example.com"), ("Reward Issued", "a1@example.com"),
+                                ("Reward Issued", "f1@example.com")], (
+                received, (tmp_path / "n8n-start.log").read_text()[-3000:])
             assert "evt_forged" not in {e["unique_id"] for e in klaviyo.events}
+            assert {email: c["referral_status"] for email, c in hubspot.by_email.items()} == {
+                "a1@example.com": "rewarded", "f1@example.com": "rewarded"}
         finally:
             server.terminate()
             try:
@@ -166,41 +206,148 @@ def test_reward_workflow_verifies_referflow_webhooks_and_calls_klaviyo(database_
             log.close()
 
 
-def test_shopify_workflow_claims_and_qualifies_from_a_paid_order(stack):
+def test_a_rendered_client_pack_runs_end_to_end(stack, tmp_path):
+    """The pack rendered for an agency client: credentials re-linked by the client's names."""
+    from tests.fakes.hubspot import TOKEN, FakeHubSpot
+    from tests.fakes.klaviyo import API_KEY, FakeKlaviyo
+
+    base, session, n8n = stack
+    key = session.headers["Authorization"].split(" ", 1)[1]
+    n8n.import_credentials([
+        _credential("rendered", "referflow", "httpHeaderAuth", {"name": "Authorization", "value": f"Bearer {key}"}),
+        _credential("rendered", "klaviyo", "httpHeaderAuth",
+                    {"name": "Authorization", "value": f"Klaviyo-API-Key {API_KEY}"}),
+        _credential("rendered", "hubspot_token", "httpHeaderAuth",
+                    {"name": "Authorization", "value": f"Bearer {TOKEN}"})])
+    code = session.post(f"{base}/v1/links", timeout=10, json={
+        "advocate": {"external_id": "cus_AdvocateAnn", "email": "ann@example.com"}}).json()["code"]
+    with FakeKlaviyo() as klaviyo, FakeHubSpot() as hubspot:
+        hubspot.properties |= {"referral_code", "referral_link"}
+        hubspot.contacts["123"] = {"email": "carol@example.com", "referral_code": code}
+
+        def run(file, payload, trigger=None):
+            text = _workflow_text(file, "rendered", tmp_path)
+            text = text.replace("https://a.klaviyo.com", klaviyo.base).replace("https://api.hubapi.com", hubspot.base)
+            workflow = json.loads(text)
+            assert workflow["name"].startswith("Acme | ") and {"name": "client-acme"} in workflow["tags"]
+            workflow_id = "acme" + file.split(".")[0].replace("-", "")[:12].ljust(12, "0")
+            n8n.import_workflow(with_recorded_trigger(workflow, payload, base, trigger), workflow_id)
+            result = n8n.execute(workflow_id)
+            assert result.returncode == 0, (file, result.stdout[-3000:])
+            return result
+
+        run("stripe-to-referral.json", _fixture("stripe_checkout_session_completed.json", code))
+        assert _friend_status(session, base, "cus_FriendBob") == "pending"
+        carol = _shopify("shopify_customers_create.json", code)
+        carol["email"] = "dora@example.com"
+        run("shopify-to-referral.json", carol, "When a Shopify customer is created")
+        assert _friend_status(session, base, SAFE_CUSTOMER) == "pending"
+        run("hubspot-to-referral.json", _fixture("hubspot_contact_creation.json")[0])
+        assert _friend_status(session, base, "123") == "pending"
+        run("new-customer-to-advocate.json", _fixture("stripe_customer_created.json", "UNUSED"),
+            "When a Stripe customer is created")
+        bob = session.get(f"{base}/v1/advocates/by-external-id/cus_FriendBob", timeout=10).json()
+        assert [e["metric"] for e in klaviyo.events] == ["Referral Link Created"]
+        assert hubspot.by_email["bob@example.com"]["referral_code"] == bob["codes"][0]["code"]
+        assert "referral(s) waiting for review" in run("review-digest.json", {}).stdout
+
+
+# Shopify's documented examples use ids beyond 2**53; n8n parses webhook bodies as JavaScript numbers,
+# so the refund branch (which has only the numeric order id) is exercised with ids of today's size.
+SAFE_ORDER, SAFE_CUSTOMER = "5912345678901", "7012345678901"
+
+
+def _shopify(name, code=None, exact=True):
+    text = (FIXTURES / name).read_text().replace("__CODE__", code or "")
+    if exact:
+        text = text.replace("820982911946154508", SAFE_ORDER).replace("706405506930370084", SAFE_CUSTOMER)
+    return json.loads(text)
+
+
+def _shopify_credential():
+    from tests.fakes.shopify import TOKEN
+
+    return {"id": "shopifyCredential", "name": "Shopify store", "type": "shopifyAccessTokenApi",
+            "data": {"shopSubdomain": "referflow-test", "accessToken": TOKEN, "appSecretKey": "unused"}}
+
+
+def test_shopify_workflow_claims_qualifies_and_reverses(stack):
+    from tests.fakes.shopify import FakeShopify
+
     base, session, n8n = stack
     code = session.post(f"{base}/v1/links", timeout=10, json={
         "advocate": {"external_id": "adv-1", "email": "ann@example.com"}}).json()["code"]
-    order = _fixture("shopify_orders_paid.json", code)
+    n8n.import_credentials([_shopify_credential()])
     workflow = json.loads((pack.pack_dir() / "shopify-to-referral.json").read_text())
-    # Only the order trigger fires in this run: the other two triggers are left out.
-    workflow["nodes"] = [n for n in workflow["nodes"] if n["name"] not in (
-        "When a Shopify customer is created", "When a Shopify refund is created",
-        "Claim from the customer tag", "Reverse after the refund")]
-    for name in ("When a Shopify customer is created", "When a Shopify refund is created",
-                 "Claim from the customer tag", "Reverse after the refund"):
-        workflow["connections"].pop(name, None)
-    workflow["connections"]["Settings"] = {"main": [[{"node": "Claim from the discount code",
-                                                      "type": "main", "index": 0}]]}
-    n8n.import_workflow(with_recorded_trigger(workflow, order, base), "shopifyWorkflow0001")
-    result = n8n.execute("shopifyWorkflow0001")
-    assert result.returncode == 0, result.stdout[-3000:]
-    assert _friend_status(session, base, "706405506930370084") == "held"
+    with FakeShopify() as shop:
+        settings = {"shopify_admin_api": f"{shop.base}/admin/api/2024-10"}
+
+        def run(payload, trigger, workflow_id):
+            n8n.import_workflow(with_recorded_trigger(workflow, payload, base, trigger, settings), workflow_id)
+            return n8n.execute(workflow_id)
+
+        # A new customer tagged `referral:CODE` claims; their first paid order qualifies.
+        result = run(_shopify("shopify_customers_create.json", code), "When a Shopify customer is created",
+                     "shopifyWorkflow0001")
+        assert result.returncode == 0, result.stdout[-3000:]
+        assert _friend_status(session, base, SAFE_CUSTOMER) == "pending"
+        result = run(_shopify("shopify_orders_paid.json", code), "When a Shopify order is paid",
+                     "shopifyWorkflow0002")
+        assert result.returncode == 0, result.stdout[-3000:]
+        assert _friend_status(session, base, SAFE_CUSTOMER) == "held"
+        # A refund of an order whose id JavaScript cannot hold exactly stops before any lookup.
+        result = run(_shopify("shopify_refunds_create.json", exact=False), "When a Shopify refund is created",
+                     "shopifyWorkflow0003")
+        assert result.returncode != 0 and "beyond JavaScript's exact integers" in result.stdout + result.stderr
+        assert _friend_status(session, base, SAFE_CUSTOMER) == "held" and shop.calls == []
+        # The refund names only the order: the workflow asks Shopify for the order's customer.
+        shop.orders[SAFE_ORDER] = {"id": int(SAFE_ORDER), "admin_graphql_api_id": f"gid://shopify/Order/{SAFE_ORDER}",
+                                   "email": "bob@example.com", "total_price": "199.00",
+                                   "customer": {"id": int(SAFE_CUSTOMER), "email": "bob@example.com",
+                                                "admin_graphql_api_id": f"gid://shopify/Customer/{SAFE_CUSTOMER}"}}
+        for attempt in ("shopifyWorkflow0004", "shopifyWorkflow0005"):  # the second is Shopify retrying
+            result = run(_shopify("shopify_refunds_create.json"), "When a Shopify refund is created", attempt)
+            assert result.returncode == 0, result.stdout[-3000:]
+            assert _friend_status(session, base, SAFE_CUSTOMER) == "reversed"
+        assert [c["path"] for c in shop.calls] == [
+            f"/admin/api/2024-10/orders/{SAFE_ORDER}.json?fields=id%2Cadmin_graphql_api_id%2Ccustomer"] * 2
+    history = session.get(f"{base}/v1/people/{SAFE_CUSTOMER}", timeout=10).json()
+    assert [r["status"] for r in history["referred_as_friend"]] == ["reversed"]
 
 
-def test_new_customer_workflow_creates_the_link(stack):
+@pytest.mark.parametrize("provider", ["stripe", "shopify"])
+def test_new_customer_workflow_creates_the_link_and_writes_it_to_klaviyo_and_hubspot(stack, provider):
+    from tests.fakes.hubspot import TOKEN, FakeHubSpot
+    from tests.fakes.klaviyo import API_KEY, FakeKlaviyo
+
     base, session, n8n = stack
-    customer = _fixture("stripe_customer_created.json", "UNUSED")
-    workflow = json.loads((pack.pack_dir() / "new-customer-to-advocate.json").read_text())
-    workflow["nodes"] = [n for n in workflow["nodes"]
-                         if n["name"] not in ("Send the link to Klaviyo", "Write the link to HubSpot")]
-    workflow["connections"]["Create the advocate's referral link"]["main"][0] = []
-    workflow["connections"].pop("Send the link to Klaviyo")
-    workflow["connections"].pop("Write the link to HubSpot")
-    n8n.import_workflow(with_recorded_trigger(workflow, customer, base), "advocateWorkflow0001")
-    result = n8n.execute("advocateWorkflow0001")
-    assert result.returncode == 0, result.stdout[-3000:]
-    advocate = session.get(f"{base}/v1/advocates/by-external-id/cus_FriendBob", timeout=10).json()
-    assert advocate["email"] == "bob@example.com" and len(advocate["codes"]) == 1
+    if provider == "stripe":
+        trigger, payload, customer = ("When a Stripe customer is created",
+                                      _fixture("stripe_customer_created.json", "UNUSED"), "cus_FriendBob")
+    else:
+        trigger, payload, customer = ("When a Shopify customer is created",
+                                      _shopify("shopify_customers_create.json", "UNUSED"), SAFE_CUSTOMER)
+    n8n.import_credentials([
+        {"id": "klaviyoCredential", "name": "Klaviyo API", "type": "httpHeaderAuth",
+         "data": {"name": "Authorization", "value": f"Klaviyo-API-Key {API_KEY}"}},
+        {"id": "hubspotTokenCredential", "name": "HubSpot private app", "type": "httpHeaderAuth",
+         "data": {"name": "Authorization", "value": f"Bearer {TOKEN}"}}])
+    with FakeKlaviyo() as klaviyo, FakeHubSpot() as hubspot:
+        hubspot.properties |= {"referral_code", "referral_link"}
+        text = (pack.pack_dir() / "new-customer-to-advocate.json").read_text()
+        text = text.replace("https://a.klaviyo.com", klaviyo.base).replace("https://api.hubapi.com", hubspot.base)
+        workflow = with_recorded_trigger(json.loads(text), payload, base, trigger)
+        for attempt in ("advocateWorkflow0001", "advocateWorkflow0002"):  # the second is a redelivery
+            n8n.import_workflow(workflow, attempt)
+            result = n8n.execute(attempt)
+            assert result.returncode == 0, result.stdout[-3000:]
+        advocate = session.get(f"{base}/v1/advocates/by-external-id/{customer}", timeout=10).json()
+        assert advocate["email"] == "bob@example.com" and len(advocate["codes"]) == 1
+        code = advocate["codes"][0]["code"]
+        assert [(e["metric"], e["email"]) for e in klaviyo.events] == [("Referral Link Created", "bob@example.com")]
+        assert klaviyo.profiles["bob@example.com"]["referral_code"] == code
+        assert hubspot.by_email["bob@example.com"]["referral_code"] == code
+        assert hubspot.by_email["bob@example.com"]["referral_link"].endswith(f"/r/{code}")
 
 
 def test_hubspot_workflow_claims_a_new_contact_and_qualifies_the_won_deal(stack):

@@ -46,6 +46,8 @@ def test_render_for_a_client(tmp_path, openapi):
     advocate = json.loads((tmp_path / "out" / "acme-new-customer-to-advocate.json").read_text())
     node_names = {n["name"] for n in advocate["nodes"]}
     assert "Write the link to HubSpot" not in node_names and "Send the link to Klaviyo" in node_names
+    assert "When a Shopify customer is created" not in node_names
+    assert "Read the Shopify customer" not in node_names and "Read the Stripe customer" in node_names
     assert advocate["name"].startswith("Acme | referflow:")
     assert {"name": "client-acme"} in advocate["tags"]
     settings = next(n for n in advocate["nodes"] if n["name"] == "Settings")
@@ -56,6 +58,22 @@ def test_render_for_a_client(tmp_path, openapi):
     rewards = json.loads((tmp_path / "out" / "acme-reward-fulfilment.json").read_text())
     hook = next(n for n in rewards["nodes"] if n["type"] == "n8n-nodes-base.webhook")
     assert hook["parameters"]["path"] == "acme-referflow-rewards"
+
+
+def test_render_for_a_shopify_only_client(tmp_path, openapi):
+    client = {"client": "shoe-shop", "referflow_base_url": "https://refer.shoes.example",
+              "providers": ["shopify"], "shopify_store": "shoe-shop"}
+    names = sorted(p.name for p in pack.render(client, tmp_path))
+    assert names == ["shoe-shop-new-customer-to-advocate.json", "shoe-shop-review-digest.json",
+                     "shoe-shop-shopify-to-referral.json"]
+    assert pack.check(tmp_path, openapi) == []
+    advocate = json.loads((tmp_path / "shoe-shop-new-customer-to-advocate.json").read_text())
+    assert {n["name"] for n in advocate["nodes"] if n["type"].endswith("Trigger")} == {
+        "When a Shopify customer is created"}
+    shop = json.loads((tmp_path / "shoe-shop-shopify-to-referral.json").read_text())
+    settings = next(n for n in shop["nodes"] if n["name"] == "Settings")
+    values = {a["name"]: a["value"] for a in settings["parameters"]["assignments"]["assignments"]}
+    assert values["shopify_admin_api"] == "https://shoe-shop.myshopify.com/admin/api/2024-10"
 
 
 def test_rendering_is_byte_identical(tmp_path):

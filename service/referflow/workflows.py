@@ -23,6 +23,7 @@ SECRET_PATTERNS = [re.compile(p) for p in (
     r"sk_(live|test)_[A-Za-z0-9]{10,}", r"whsec_[A-Za-z0-9+/=]{20,}", r"rfk_[A-Za-z0-9_-]{20,}",
     r"shpat_[0-9a-fA-F]{16,}", r"pat-[a-z0-9]{2,4}-[0-9a-f-]{20,}", r"pk_[0-9a-f]{20,}",
     r"xox[abp]-[A-Za-z0-9-]{10,}", r"Bearer [A-Za-z0-9._~+/-]{20,}")]
+SHOPIFY_API_VERSION = "2024-10"
 REFERFLOW_URL = re.compile(r"referflow_base_url \}\}(/[^\s'\"?}]*)")
 
 
@@ -45,7 +46,8 @@ def render(client: dict[str, Any], out: Path, source: Path | None = None) -> lis
     used = set(client["providers"])
     written = []
     for entry in manifest["workflows"]:
-        if not set(entry["requires"]) <= used:
+        if not set(entry["requires"]) <= used or (entry.get("requires_any")
+                                                   and not used & set(entry["requires_any"])):
             continue
         workflow = json.loads((source / entry["file"]).read_text())
         for provider, names in entry.get("optional_nodes", {}).items():
@@ -80,6 +82,8 @@ def _apply_client(workflow: dict[str, Any], client: dict[str, Any], file: str) -
                     item["value"] = client["referflow_base_url"].rstrip("/")
                 elif item["name"] == "currency" and client.get("currency"):
                     item["value"] = client["currency"]
+                elif item["name"] == "shopify_admin_api" and client.get("shopify_store"):
+                    item["value"] = f"https://{client['shopify_store']}.myshopify.com/admin/api/{SHOPIFY_API_VERSION}"
         if "webhookId" in node:
             node["webhookId"] = str(uuid.uuid5(NAMESPACE, f"{slug}/{file}/{node['name']}"))
         if node["type"] == "n8n-nodes-base.webhook":

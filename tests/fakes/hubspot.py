@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from tests.fakes.server import FakeServer
 
@@ -32,7 +32,7 @@ class FakeHubSpot(FakeServer):
             self.properties.add(name)
             return 201, {}, {"name": name}
         if method == "PATCH" and (m := re.fullmatch(r"/crm/v3/objects/contacts/(.+)", route)):
-            contact = self.by_email.get(m[1])
+            contact = self.by_email.get(unquote(m[1]))
             if contact is None:
                 return 404, {}, {"status": "error", "message": "resource not found",
                                  "category": "OBJECT_NOT_FOUND"}
@@ -42,6 +42,8 @@ class FakeHubSpot(FakeServer):
                                  "message": f"Property values were not valid: {sorted(unknown)}"}
             contact.update(json.loads(body)["properties"])
             return 200, {}, {"id": "1", "properties": contact}
+        if method == "POST" and route == "/crm/v3/objects/contacts/batch/upsert":
+            return self._upsert(json.loads(body)["inputs"])
         if method == "POST" and route == "/crm/v3/objects/contacts":
             props = json.loads(body)["properties"]
             self.by_email[props["email"]] = dict(props)
@@ -57,3 +59,20 @@ class FakeHubSpot(FakeServer):
                              "associations": {"contacts": {"results": [
                                  {"id": c, "type": "deal_to_contact"} for c in deal["contacts"]]}}}
         return 404, {}, {"status": "error", "message": "Not found"}
+
+    def _upsert(self, inputs):
+        """Batch upsert by a unique property (email here): create or update, 400 on unknown properties."""
+        unknown = {p for i in inputs for p in i["properties"]} - self.properties
+        if unknown:
+            return 400, {}, {"status": "error", "category": "VALIDATION_ERROR",
+                             "message": f"Property values were not valid: {sorted(unknown)}"}
+        results = []
+        for item in inputs:
+            assert item["idProperty"] == "email"
+            new = item["id"] not in self.by_email
+            contact = self.by_email.setdefault(item["id"], {"email": item["id"]})
+            contact.update(item["properties"])
+            results.append({"id": str(list(self.by_email).index(item["id"]) + 1), "new": new,
+                            "properties": contact, "archived": False})
+        now = "2026-11-23T12:00:00.000Z"
+        return 200, {}, {"status": "COMPLETE", "results": results, "startedAt": now, "completedAt": now}

@@ -48,7 +48,7 @@ class FakeKlaviyo(FakeServer):
                                     "properties": attributes.get("properties", {}),
                                     "unique_id": unique})
                 self.profiles.setdefault(profile["email"], {}).update(profile.get("properties", {}))
-            return 202, {}, ""
+            return 202, {}, None
         if path == "/api/profile-import" and method == "POST":
             self.profiles.setdefault(attributes["email"], {}).update(attributes.get("properties", {}))
             return 200, {}, {"data": {"type": "profile", "id": "01FAKE", "attributes": attributes}}

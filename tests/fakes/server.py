@@ -9,7 +9,10 @@ from typing import Any
 
 
 class FakeServer:
-    """Subclasses implement ``handle(method, path, headers, body) -> (status, headers, body)``."""
+    """Subclasses implement ``handle(method, path, headers, body) -> (status, headers, body)``.
+
+    A body of None is sent as no body at all (Klaviyo's 202 answers have none).
+    """
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -23,9 +26,10 @@ class FakeServer:
                     fake.calls.append({"method": self.command, "path": self.path,
                                        "headers": dict(self.headers), "body": body})
                 status, headers, payload = fake.handle(self.command, self.path, self.headers, body)
-                data = json.dumps(payload).encode()
+                data = b"" if payload is None else json.dumps(payload).encode()
                 self.send_response(status)
-                for name, value in {"Content-Type": "application/json", **headers}.items():
+                kind = {"Content-Type": "application/json"} if data else {}
+                for name, value in {**kind, **headers}.items():
                     self.send_header(name, value)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()

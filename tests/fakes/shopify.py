@@ -1,13 +1,16 @@
-"""A fake Shopify Admin GraphQL API for gift cards (giftCardCreate, giftCards query).
+"""A fake Shopify Admin API: GraphQL gift cards (giftCardCreate, giftCards query) and REST orders.
 
 Follows the documented shapes: GiftCardCreatePayload {giftCard, giftCardCode, userErrors
 [{field, code, message}]}, codes of 8-20 letters and digits, unique (TAKEN otherwise).
+REST ``GET orders/{id}.json`` answers ``{"order": {...}}``
+limited to the ``fields`` query parameter, or 404 ``{"errors": "Not Found"}``.
 """
 
 from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from tests.fakes.server import FakeServer
 
@@ -19,6 +22,7 @@ class FakeShopify(FakeServer):
     def __init__(self) -> None:
         super().__init__()
         self.cards: dict[str, dict[str, Any]] = {}  # by lowercase code
+        self.orders: dict[str, dict[str, Any]] = {}  # REST order resources, by numeric id
 
     def handle(self, method, path, headers, body):
         import json
@@ -26,6 +30,10 @@ class FakeShopify(FakeServer):
         if headers.get("X-Shopify-Access-Token") != TOKEN:
             return 401, {}, {"errors": "[API] Invalid API key or access token (unrecognized login "
                                        "or wrong password)"}
+        url = urlsplit(path)
+        order = re.fullmatch(r"/admin/api/\d{4}-\d{2}/orders/(\d+)\.json", url.path)
+        if method == "GET" and order:
+            return self._order(order[1], parse_qs(url.query).get("fields", [""])[0])
         if not re.fullmatch(r"/admin/api/\d{4}-\d{2}/graphql\.json", path):
             return 404, {}, {"errors": "Not Found"}
         request = json.loads(body)
@@ -38,6 +46,13 @@ class FakeShopify(FakeServer):
             return 200, {}, {"data": {"giftCards": {"nodes": [
                 {"id": card["id"], "lastCharacters": card["lastCharacters"]}] if card else []}}}
         return 200, {}, {"errors": [{"message": "Field doesn't exist on type 'QueryRoot'"}]}
+
+    def _order(self, order_id, fields):
+        order = self.orders.get(order_id)
+        if order is None:
+            return 404, {}, {"errors": "Not Found"}
+        wanted = [f.strip() for f in fields.split(",") if f.strip()]
+        return 200, {}, {"order": {k: v for k, v in order.items() if not wanted or k in wanted}}
 
     def _create(self, data):
         code = data.get("code", "")

@@ -16,7 +16,7 @@ from referflow.actions.events import emit, referral_event_types
 from referflow.domain.program import ProgramConfig
 from referflow.domain.timeutil import utcnow
 from referflow.errors import Conflict, NotFound
-from referflow.storage.models import Program, Referral, ReferralHistory
+from referflow.storage.models import Advocate, Program, Referral, ReferralHistory
 
 
 @dataclass(frozen=True)
@@ -132,3 +132,14 @@ def history_of(session: Session, referral_id: str) -> list[ReferralHistory]:
         select(ReferralHistory).where(ReferralHistory.referral_id == referral_id)
         .order_by(ReferralHistory.id)
     ))
+
+
+def reward_recipient(session: Session, side: str, referral_id: str | None,
+                     advocate_id: str | None) -> dict[str, Any]:
+    """Who receives a reward (for the email): the referral's friend, or the advocate."""
+    referral = session.get(Referral, referral_id) if referral_id else None
+    if side == "friend" and referral is not None:
+        return {"side": side, "external_id": referral.friend_external_id, "email": referral.friend_email}
+    advocate = session.get(Advocate, advocate_id or (referral.advocate_id if referral else None) or "")
+    return {"side": side, "external_id": advocate.external_id if advocate else None,
+            "email": advocate.email if advocate else None}

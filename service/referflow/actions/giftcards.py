@@ -16,6 +16,7 @@ from referflow.actions.common import (
     get_referral_row,
     move,
     retry_on_concurrent_update,
+    reward_recipient,
 )
 from referflow.actions.events import emit
 from referflow.actions.links import get_advocate
@@ -128,8 +129,9 @@ def _new_card(session: Session, ctx: ProgramContext, side: str, amount: int, cur
     session.add(card)
     session.flush()
     _entry(session, card, "issue", amount, amount, actor, reference)
-    emit(session, ctx.id, "reward.issued", {"gift_card": serialize.gift_card(card),
-                                            "issuer": "ledger"})
+    emit(session, ctx.id, "reward.issued", {
+        "gift_card": serialize.gift_card(card), "issuer": "ledger",
+        "recipient": reward_recipient(session, side, referral_id, advocate_id)})
     return card
 
 

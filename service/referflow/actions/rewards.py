@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from referflow.actions.common import SYSTEM, ProgramContext, load_program, move
+from referflow.actions.common import SYSTEM, ProgramContext, load_program, move, reward_recipient
 from referflow.actions.events import emit
 from referflow.domain import referral as states
 from referflow.domain.codes import new_id
@@ -105,7 +105,9 @@ def _issued(session: Session, ctx: ProgramContext, reward: Reward, referral: Ref
     reward.status, reward.issued_at, reward.lease_until = ISSUED, utcnow(), None
     reward.attempts += 1
     if announce:  # the ledger's issue_gift_card announces its own cards and completes the referral
-        emit(session, ctx.id, "reward.issued", {"issuer": reward.issuer, "reward": _dump(reward)})
+        emit(session, ctx.id, "reward.issued", {
+            "issuer": reward.issuer, "reward": _dump(reward),
+            "recipient": reward_recipient(session, reward.side, referral.id, referral.advocate_id)})
         session.flush()
         _complete_if_all_issued(session, ctx, referral)
     session.commit()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from referflow.errors import PermanentProviderError
 from referflow.providers.http import call
@@ -39,7 +40,7 @@ class HubSpotClient:
         """Update a contact by email, creating it when HubSpot does not know it."""
         values = {k: str(v) for k, v in properties.items()}
         try:
-            call("PATCH", f"{self.base}/crm/v3/objects/contacts/{email}", "hubspot",
+            call("PATCH", f"{self.base}/crm/v3/objects/contacts/{quote(email, safe='@')}", "hubspot",
                  params={"idProperty": "email"}, headers=self._headers(),
                  json={"properties": values})
         except PermanentProviderError as exc:
