@@ -190,6 +190,71 @@ def workflows_check(directory: str) -> None:
     click.echo(f"{directory}: ok")
 
 
+@main.group()
+def nodes() -> None:
+    """The node pack: n8n community node and Zapier app, generated from node_specs/."""
+
+
+def _checked_specs() -> list[dict[str, Any]]:
+    from referflow import api
+    from referflow import nodes as specs
+    from referflow.api.meta import openapi_document
+    from referflow.contract import SchemaStore
+
+    api.modules()  # fills the operation table the OpenAPI document is built from
+    try:
+        loaded = specs.load_specs()
+    except ApiError as exc:
+        details = "; ".join(f"{e['path']}: {e['message']}" for e in exc.errors) or exc.message
+        raise click.ClickException(f"node spec: {details}") from exc
+    problems = specs.drift(loaded, openapi_document(), SchemaStore())
+    for problem in problems:
+        click.echo(problem, err=True)
+    if problems:
+        raise click.ClickException(f"{len(problems)} spec(s) drifted from the OpenAPI document")
+    return loaded
+
+
+def _integrations_dir(out_dir: str | None) -> Path:
+    if out_dir:
+        return Path(out_dir)
+    source = Path(__file__).resolve().parents[2] / "integrations"
+    return source if source.parent.joinpath("node_specs").is_dir() else Path("integrations")
+
+
+@nodes.command("generate")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False),
+              help="Where to write (default: the source tree's integrations/)")
+def nodes_generate(out_dir: str | None) -> None:
+    """Regenerate integrations/n8n-nodes-referflow and integrations/zapier from node_specs/."""
+    from importlib.metadata import version
+
+    from referflow import nodegen
+
+    root = _integrations_dir(out_dir)
+    files = nodegen.render(_checked_specs(), version("referflow"))
+    changed = nodegen.differences(files, root)
+    nodegen.write(files, root)
+    click.echo(f"{root}: {len(files)} file(s), {len(changed)} changed")
+
+
+@nodes.command("check")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False))
+def nodes_check(out_dir: str | None) -> None:
+    """Fail when a spec drifted from the API or the generated files are not up to date."""
+    from importlib.metadata import version
+
+    from referflow import nodegen
+
+    root = _integrations_dir(out_dir)
+    stale = nodegen.differences(nodegen.render(_checked_specs(), version("referflow")), root)
+    for name in stale:
+        click.echo(f"out of date: {name}", err=True)
+    if stale:
+        raise click.ClickException("run `referflow nodes generate`")
+    click.echo(f"{root}: up to date")
+
+
 @main.command()
 @click.option("--json", "as_json", is_flag=True)
 def demo(as_json: bool) -> None:

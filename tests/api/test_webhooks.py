@@ -231,3 +231,27 @@ def test_signing_key_is_the_text_form_of_the_secret_and_bodies_are_utf8(api, app
     expected = base64.b64encode(hmac.new(sub["signing_key"].encode(), signed.encode(),
                                          hashlib.sha256).digest()).decode()
     assert f"v1,{expected}" in headers["webhook-signature"].split(" ")
+
+
+def test_latest_events_newest_first_by_type_and_only_the_programs_own(api, client):
+    code = link(api, "adv-events")["code"]
+    claim(api, code, "friend-events")
+    other = make_program(client, name="Other")
+    link(other, "adv-other")
+    events = api.get("/v1/events").get_json()["items"]
+    assert [e["type"] for e in events] == ["referral.claimed", "advocate.link_created"]
+    assert all(e["program_id"] == api.program_id for e in events)
+    claimed = api.get("/v1/events?type=referral.claimed&limit=1").get_json()["items"]
+    assert [e["data"]["referral"]["friend"]["external_id"] for e in claimed] == ["friend-events"]
+    for query in ("type=referral.nope", "limit=0", "limit=101", "limit=x"):
+        response = api.get(f"/v1/events?{query}")
+        assert response.status_code == 400 and response.get_json()["code"] == "invalid_query", query
+
+
+def test_a_new_subscription_gets_what_happens_next_not_the_backlog(api, app, receiver):
+    link(api, "adv-before")  # its event is still waiting for the background fan-out
+    _subscribe(api, receiver.url, ["advocate.link_created"])
+    link(api, "adv-after")
+    _tick(app)
+    bodies = [json.loads(r["body"]) for r in receiver.requests]
+    assert [b["data"]["advocate"]["external_id"] for b in bodies] == ["adv-after"]

@@ -24,7 +24,7 @@ from referflow.actions.common import ProgramContext
 from referflow.actions.events import EVENT_TYPES
 from referflow.domain.codes import new_id
 from referflow.domain.timeutil import utcnow
-from referflow.errors import NotFound, ValidationFailed
+from referflow.errors import BadRequest, NotFound, ValidationFailed
 from referflow.storage import leases
 from referflow.storage.models import (
     DeliveryAttempt,
@@ -101,8 +101,10 @@ def fan_out(session: Session, outbox_id: int) -> list[str]:
     event = session.get(OutboxEvent, outbox_id)
     if event is None or event.done_at is not None:
         return []
+    # A subscription receives the events that happened after it was made, not a backlog.
     subs = session.scalars(select(WebhookSubscription).where(
-        WebhookSubscription.program_id == event.program_id, WebhookSubscription.active.is_(True)))
+        WebhookSubscription.program_id == event.program_id, WebhookSubscription.active.is_(True),
+        WebhookSubscription.created_at <= event.created_at))
     now = utcnow()
     created = []
     for sub in subs:
@@ -222,3 +224,13 @@ def due_work(session: Session, now: datetime, limit: int = 500) -> tuple[list[in
     outbox = list(session.scalars(select(OutboxEvent.id).where(OutboxEvent.done_at.is_(None))
                                   .order_by(OutboxEvent.id).limit(limit)))
     return outbox, leases.due(session, WebhookDelivery, now, SENDING, limit)
+
+
+def latest_events(session: Session, ctx: ProgramContext, kind: str | None, limit: int) -> list[dict[str, Any]]:
+    """Return the program's latest event payloads, newest first (optionally of one type)."""
+    if kind is not None and kind not in EVENT_TYPES:
+        raise BadRequest(f"unknown event type {kind!r}", code="invalid_query")
+    query = select(OutboxEvent.payload).where(OutboxEvent.program_id == ctx.id)
+    if kind is not None:
+        query = query.where(OutboxEvent.type == kind)
+    return list(session.scalars(query.order_by(OutboxEvent.id.desc()).limit(limit)))

@@ -181,3 +181,8 @@ def parse_body(schema: str) -> Any:
     return data
 
 
+def int_arg(name: str, default: int, low: int, high: int) -> int:
+    raw = request.args.get(name, str(default))
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise BadRequest(f"{name} must be an integer from {low} to {high}", code="invalid_query")
+    return int(raw)

@@ -9,7 +9,7 @@ from flask import Blueprint, Response, request, stream_with_context
 from referflow.actions import audit, customers, privacy, reviews
 from referflow.actions.common import Actor
 from referflow.api import payloads
-from referflow.api.operations import Caller, db_session, operation
+from referflow.api.operations import Caller, db_session, int_arg, operation
 from referflow.domain.timeutil import parse_rfc3339
 from referflow.errors import BadRequest
 
@@ -20,17 +20,10 @@ def _reviewer(caller: Caller, body: dict[str, Any]) -> Actor:
     return Actor("reviewer", f"{body['reviewer']} (key {caller.actor.id})")
 
 
-def _int_arg(name: str, default: int, low: int, high: int) -> int:
-    raw = request.args.get(name, str(default))
-    if not raw.isdigit() or not low <= int(raw) <= high:
-        raise BadRequest(f"{name} must be an integer from {low} to {high}", code="invalid_query")
-    return int(raw)
-
-
 @operation(bp, "listReviews", "GET", "/v1/reviews", tag="reviews", response="review-list",
            query=("limit", "after"), summary="List referrals waiting for review, oldest first")
 def list_reviews(caller: Caller, body: None) -> dict[str, Any]:
-    limit = _int_arg("limit", 50, 1, 200)
+    limit = int_arg("limit", 50, 1, 200)
     items = reviews.list_reviews(db_session(), caller.ctx, limit, request.args.get("after"))
     return {"items": [payloads.referral(r) for r in items],
             "next_cursor": items[-1].id if len(items) == limit else None}

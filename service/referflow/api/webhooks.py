@@ -5,10 +5,10 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from flask import Blueprint, current_app
+from flask import Blueprint, current_app, request
 
 from referflow.actions import webhooks
-from referflow.api.operations import Caller, db_session, operation
+from referflow.api.operations import Caller, db_session, int_arg, operation
 from referflow.domain.timeutil import to_rfc3339
 from referflow.storage.models import DeliveryAttempt, OutboxEvent, WebhookDelivery, WebhookSubscription
 
@@ -75,3 +75,11 @@ def list_deliveries(caller: Caller, body: None, subscription_id: str) -> dict[st
            summary="Deliver again from the start of the retry schedule")
 def replay_delivery(caller: Caller, body: None, delivery_id: str) -> dict[str, Any]:
     return _delivery(webhooks.replay(db_session(), caller.ctx, delivery_id))
+
+
+@operation(bp, "listEvents", "GET", "/v1/events", tag="webhooks", response="event-list",
+           query=("type", "limit"),
+           summary="The latest events of the program, newest first (trigger samples and polling)")
+def list_events(caller: Caller, body: None) -> dict[str, Any]:
+    kind = request.args.get("type")
+    return {"items": webhooks.latest_events(db_session(), caller.ctx, kind, int_arg("limit", 10, 1, 100))}

@@ -299,7 +299,7 @@ class OutboxEvent(Base):
     """An event to reach the outside world, written in the same transaction as the change."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index(None, "done_at", "id"),)
+    __table_args__ = (Index(None, "done_at", "id"), Index(None, "program_id", "type", "id"))
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
     event_id: Mapped[str] = mapped_column(String(40), unique=True)
     program_id: Mapped[str] = mapped_column(String(32), index=True)
