@@ -289,8 +289,18 @@ def test_the_trigger_subscribes_verifies_signatures_and_unsubscribes(database_ur
                 event = json.loads(receiver.requests[0]["body"])
                 assert event["type"] == "referral.claimed"
                 assert event["data"]["referral"]["friend"]["external_id"] == "friend-t"
-                # Deactivating the workflow deletes the subscription in referflow.
                 rest = _n8n_rest(n8n_base)
+                # The credential's test call (n8n's "Test" button) accepts the key, refuses a wrong one.
+                credential = {"id": "referflowNodeCred", "name": "referflow", "type": "referflowApi",
+                              "data": {"baseUrl": base, "apiKey": key}}
+                tested = rest.post(f"{n8n_base}/rest/credentials/test", timeout=30,
+                                   json={"credentials": credential}).json()["data"]
+                assert tested["status"] == "OK", tested
+                credential["data"] = {"baseUrl": base, "apiKey": "rfk_not_a_key"}
+                tested = rest.post(f"{n8n_base}/rest/credentials/test", timeout=30,
+                                   json={"credentials": credential}).json()["data"]
+                assert tested["status"] == "Error", tested
+                # Deactivating the workflow deletes the subscription in referflow.
                 deactivated = rest.post(f"{n8n_base}/rest/workflows/nodeTrigger00001/deactivate", timeout=30)
                 assert deactivated.ok, deactivated.text[:500]
                 assert session.get(f"{base}/v1/webhooks", timeout=10).json()["items"] == []

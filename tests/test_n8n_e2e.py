@@ -53,6 +53,12 @@ def _friend_status(session, base, friend):
     return person["referred_as_friend"][0]["status"] if person.get("referred_as_friend") else None
 
 
+def _qualification(session, base, friend):
+    referral_id = session.get(f"{base}/v1/people/{friend}", timeout=10).json()["referred_as_friend"][0]["referral_id"]
+    q = session.get(f"{base}/v1/referrals/{referral_id}", timeout=10).json()["qualification"]
+    return q["event_id"], q["amount"], q["currency"]
+
+
 def test_stripe_workflow_claims_qualifies_and_reverses(stack):
     base, session, n8n = stack
     code = session.post(f"{base}/v1/links", timeout=10, json={
@@ -295,6 +301,7 @@ def test_shopify_workflow_claims_qualifies_and_reverses(stack):
                      "shopifyWorkflow0002")
         assert result.returncode == 0, result.stdout[-3000:]
         assert _friend_status(session, base, SAFE_CUSTOMER) == "held"
+        assert _qualification(session, base, SAFE_CUSTOMER)[1:] == (19900, "EUR")  # "199.00" in minor units
         # A refund of an order whose id JavaScript cannot hold exactly stops before any lookup.
         result = run(_shopify("shopify_refunds_create.json", exact=False), "When a Shopify refund is created",
                      "shopifyWorkflow0003")
@@ -374,3 +381,4 @@ def test_hubspot_workflow_claims_a_new_contact_and_qualifies_the_won_deal(stack)
             assert result.returncode == 0, result.stdout[-3000:]
     person = session.get(f"{base}/v1/people/123", timeout=10).json()
     assert person["referred_as_friend"][0]["status"] == "held"
+    assert _qualification(session, base, "123") == ("deal:987", 150050, "EUR")
