@@ -96,6 +96,7 @@ def test_sweep_runs_the_periodic_work_once(tmp_path, database_url, api, app):
     out = _cli(["sweep"], service_env(database_url), tmp_path)
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("moved 1 referral(s); dispatched ")
+    assert "pruned past 400 days: 0 clicks, 0 inbound_events, 0 outbox_events" in out.stdout
     with app.extensions["referflow"].db.session() as session:
         from referflow.storage.models import OutboxEvent, Referral
 

@@ -33,3 +33,16 @@ def test_postgres_urls_use_psycopg3():
     assert settings.database_url == "postgresql+psycopg://u@h/db"
     assert settings.redis_url == "redis://r" and not settings.embedded
     assert settings.allow_private_webhook_urls
+
+
+@pytest.mark.parametrize("raw", ["10", "29", "abc", "-400", "1.5"])
+def test_retention_shorter_than_a_month_or_not_a_number_is_refused(tmp_path, raw):
+    env = {"REFERFLOW_INSTANCE_DIR": str(tmp_path), "REFERFLOW_RETENTION_DAYS": raw}
+    with pytest.raises(ConfigurationError, match="REFERFLOW_RETENTION_DAYS"):
+        Settings.from_env(env)
+
+
+def test_retention_defaults_to_400_days(tmp_path):
+    assert Settings.from_env({"REFERFLOW_INSTANCE_DIR": str(tmp_path)}).retention_days == 400
+    env = {"REFERFLOW_INSTANCE_DIR": str(tmp_path), "REFERFLOW_RETENTION_DAYS": "90"}
+    assert Settings.from_env(env).retention_days == 90

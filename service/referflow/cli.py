@@ -264,10 +264,10 @@ def demo(as_json: bool) -> None:
 
 @main.command()
 def sweep() -> None:
-    """Run the periodic work once (holds, reviews, outbox, retries); safe to run from cron."""
+    """Run the periodic work once (holds, reviews, outbox, retries, retention); safe from cron."""
     from referflow.app import create_app
     from referflow.jobs.queue import InlineQueue, RqQueue
-    from referflow.jobs.runner import dispatch
+    from referflow.jobs.runner import dispatch, prune_expired
     from referflow.jobs.runner import sweep as run_sweep
 
     settings = _settings()
@@ -276,6 +276,8 @@ def sweep() -> None:
     services.queue = services.queue or queue
     moved = run_sweep(services)
     click.echo(f"moved {moved} referral(s); dispatched {dispatch(services, queue)} job(s)")
+    pruned = prune_expired(services)
+    click.echo(f"pruned past {settings.retention_days} days: " + ", ".join(f"{n} {k}" for k, n in pruned.items()))
 
 
 @main.command()

@@ -11,6 +11,7 @@ from pathlib import Path
 from referflow.errors import ConfigurationError
 
 DEFAULT_INSTANCE_DIR = "instance"
+MIN_RETENTION_DAYS = 30
 _TRUE = {"1", "true", "yes", "on"}
 
 
@@ -36,6 +37,7 @@ class Settings:
     job_poll_seconds: float = 2.0
     start_jobs: bool = True
     job_lease_seconds: float = 60.0
+    retention_days: int = 400
     stripe_api_base: str = "https://api.stripe.com"
     shopify_api_base: str | None = None
     hubspot_api_base: str = "https://api.hubapi.com"
@@ -81,11 +83,19 @@ class Settings:
             validate_responses=_flag(env, "REFERFLOW_VALIDATE_RESPONSES"),
             start_jobs=_flag(env, "REFERFLOW_START_JOBS", default=True),
             job_lease_seconds=float(env.get("REFERFLOW_JOB_LEASE_SECONDS", "60")),
+            retention_days=_retention_days(env.get("REFERFLOW_RETENTION_DAYS", "400")),
             stripe_api_base=env.get("REFERFLOW_STRIPE_API_BASE", "https://api.stripe.com"),
             shopify_api_base=env.get("REFERFLOW_SHOPIFY_API_BASE") or None,
             hubspot_api_base=env.get("REFERFLOW_HUBSPOT_API_BASE", "https://api.hubapi.com"),
             klaviyo_api_base=env.get("REFERFLOW_KLAVIYO_API_BASE", "https://a.klaviyo.com"),
         )
+
+
+def _retention_days(raw: str) -> int:
+    if not raw.isdigit() or int(raw) < MIN_RETENTION_DAYS:
+        raise ConfigurationError(
+            f"REFERFLOW_RETENTION_DAYS must be a whole number of days, at least {MIN_RETENTION_DAYS}")
+    return int(raw)
 
 
 def _normalise_db_url(url: str) -> str:

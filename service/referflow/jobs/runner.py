@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
 
 from flask import Flask
@@ -20,6 +21,7 @@ from referflow.jobs import context
 from referflow.jobs.queue import InlineQueue, JobQueue
 
 log = logging.getLogger("referflow.jobs")
+PRUNE_EVERY_SECONDS = 300
 
 
 def sweep(services: Any) -> int:
@@ -69,6 +71,14 @@ def tick(services: Any, queue: JobQueue) -> None:
     dispatch(services, queue)
 
 
+def prune_expired(services: Any) -> dict[str, int]:
+    """Prune one batch of data older than the retention period (REFERFLOW_RETENTION_DAYS)."""
+    from referflow.actions.retention import prune
+
+    with services.db.session() as session:
+        return prune(session, utcnow(), services.settings.retention_days)
+
+
 class Ticker:
     """Runs ``tick`` in a daemon thread every ``interval`` seconds until stopped."""
 
@@ -90,9 +100,13 @@ class Ticker:
             self._thread.join(timeout=10)
 
     def _loop(self) -> None:
+        next_prune = 0.0
         while not self._stop.wait(self.interval):
             try:
                 tick(self.services, self.queue)
+                if time.monotonic() >= next_prune:  # retention: a batch every few minutes is plenty
+                    prune_expired(self.services)
+                    next_prune = time.monotonic() + PRUNE_EVERY_SECONDS
             except Exception:  # keep ticking; the database says what is left to do
                 log.exception("tick failed")
 

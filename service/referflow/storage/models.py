@@ -307,6 +307,7 @@ class OutboxEvent(Base):
     payload: Mapped[dict[str, Any]]
     created_at: Mapped[datetime] = mapped_column(default=_now)
     done_at: Mapped[datetime | None]
+    pruned_at: Mapped[datetime | None]  # the payload was replaced after the retention period
 
 
 class WebhookSubscription(Base):
@@ -421,6 +422,7 @@ class InboundEvent(Base):
     outcome: Mapped[dict[str, Any]] = mapped_column(default=dict)
     received_at: Mapped[datetime] = mapped_column(default=_now)
     processed_at: Mapped[datetime | None]
+    pruned_at: Mapped[datetime | None]  # the payload was replaced after the retention period
 
 
 class ProviderRef(Base):
