@@ -13,7 +13,7 @@ from pathlib import Path
 
 import requests
 
-from tests.conftest import ADMIN_TOKEN, SECRET_KEY
+from tests.conftest import ADMIN_TOKEN, PROGRAM_CONFIG, SECRET_KEY
 
 
 def free_port() -> int:
@@ -48,6 +48,18 @@ def live_server(database_url: str, tmp: Path, workers: int = 2, threads: int = 8
         proc.terminate()
         proc.wait(timeout=30)
         log.close()
+
+
+def live_program(base: str, config: dict | None = None, name: str = "live") -> tuple[str, requests.Session]:
+    """Create a program on a live server; return its API key and a session that sends it."""
+    created = requests.post(f"{base}/v1/admin/programs", timeout=10,
+                            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+                            json={"name": name, "config": config or PROGRAM_CONFIG})
+    assert created.status_code == 201, created.text
+    key = created.json()["api_key"]["key"]
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {key}"
+    return key, session
 
 
 def _wait_healthy(base: str, proc: subprocess.Popen) -> None:

@@ -7,8 +7,15 @@ import json
 import os
 import shutil
 import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+import requests
+
+from referflow.workflows import set_settings
 
 N8N_DIR = Path(os.environ.get("REFERFLOW_N8N_DIR", Path.home() / ".cache" / "referflow-n8n"))
 TRIGGERS = ("Trigger", "n8n-nodes-base.webhook")
@@ -53,6 +60,30 @@ class N8n:
     def execute(self, workflow_id: str) -> subprocess.CompletedProcess[str]:
         return self.run("execute", f"--id={workflow_id}", "--rawOutput")
 
+    @contextmanager
+    def serve(self, port: int, log_path: Path, **env: str) -> Iterator[str]:
+        """Run ``n8n start`` (active workflows registered) and yield its base URL; stop it after."""
+        env = {**self.env, "N8N_PORT": str(port), "N8N_LISTEN_ADDRESS": "127.0.0.1", **env}
+        base = f"http://127.0.0.1:{port}"
+        with log_path.open("w") as log:
+            server = subprocess.Popen([str(self.binary), "start"], env=env, stdout=log,
+                                      stderr=subprocess.STDOUT)
+            try:
+                deadline = time.monotonic() + 120
+                while time.monotonic() < deadline:
+                    try:
+                        if requests.get(f"{base}/healthz", timeout=2).ok:
+                            break
+                    except requests.RequestException:
+                        time.sleep(1)
+                yield base
+            finally:
+                server.terminate()
+                try:
+                    server.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    server.kill()
+
 
 def _is_trigger(node: dict[str, Any]) -> bool:
     return node["type"].endswith("Trigger") or node["type"] == "n8n-nodes-base.webhook"
@@ -82,9 +113,5 @@ def with_recorded_trigger(workflow: dict[str, Any], payload: Any, base_url: str,
          "position": fired["position"]}]
     workflow["connections"]["Start"] = {"main": [[{"node": name, "type": "main", "index": 0}]]}
     workflow["connections"][name] = downstream
-    overrides = {"referflow_base_url": base_url, **(settings or {})}
-    for node in workflow["nodes"]:
-        if node["name"] == "Settings":
-            for item in node["parameters"]["assignments"]["assignments"]:
-                item["value"] = overrides.get(item["name"], item["value"])
+    set_settings(workflow, {"referflow_base_url": base_url, **(settings or {})})
     return workflow

@@ -21,8 +21,8 @@ from referflow import api, nodegen, nodes
 from referflow.api.meta import openapi_document
 from referflow.contract import SchemaStore
 from referflow.errors import ValidationFailed
-from tests.conftest import ADMIN_TOKEN, PROGRAM_CONFIG
-from tests.live import free_port, live_server
+from tests.conftest import PROGRAM_CONFIG
+from tests.live import free_port, live_program, live_server
 from tests.n8n_harness import N8n, n8n_binary
 from tests.receiver import Receiver
 
@@ -138,15 +138,6 @@ needs_n8n_node = pytest.mark.skipif(
            "node was NOT tested in n8n")
 
 
-def _program(base):
-    created = requests.post(f"{base}/v1/admin/programs", timeout=10,
-                            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
-                            json={"name": "nodes", "config": {**PROGRAM_CONFIG, "hold_days": 0}}).json()
-    session = requests.Session()
-    session.headers["Authorization"] = f"Bearer {created['api_key']['key']}"
-    return created["api_key"]["key"], session
-
-
 def _install_community_package(n8n: N8n, tmp_path: Path) -> None:
     """Install the package the way a self-hosted n8n does: unpacked into ~/.n8n/nodes/node_modules."""
     packed = subprocess.run(["npm", "pack", "--silent", "--pack-destination", str(tmp_path)], cwd=N8N_PACKAGE,
@@ -177,7 +168,7 @@ def _chain(*nodes_):
 @pytest.mark.slow
 def test_the_community_node_runs_operations_in_a_real_n8n(database_url, settings, tmp_path):
     with live_server(database_url, tmp_path) as base:
-        key, session = _program(base)
+        key, session = live_program(base, {**PROGRAM_CONFIG, "hold_days": 0}, name="nodes")
         n8n = N8n(tmp_path / "n8n")
         _install_community_package(n8n, tmp_path)
         n8n.import_credentials([{"id": "referflowNodeCred", "name": "referflow", "type": "referflowApi",
@@ -236,7 +227,7 @@ def test_the_trigger_subscribes_verifies_signatures_and_unsubscribes(database_ur
     port = free_port()
     with Receiver() as receiver, live_server(database_url, tmp_path,
                                              REFERFLOW_ALLOW_PRIVATE_WEBHOOK_URLS="true") as base:
-        key, session = _program(base)
+        key, session = live_program(base, {**PROGRAM_CONFIG, "hold_days": 0}, name="nodes")
         n8n = N8n(tmp_path / "n8n")
         _install_community_package(n8n, tmp_path)
         n8n.import_credentials([{"id": "referflowNodeCred", "name": "referflow", "type": "referflowApi",
@@ -254,62 +245,51 @@ def test_the_trigger_subscribes_verifies_signatures_and_unsubscribes(database_ur
         n8n.import_workflow(workflow, "nodeTrigger00001")
         activated = n8n.run("update:workflow", "--id=nodeTrigger00001", "--active=true")
         assert activated.returncode == 0, activated.stderr[-2000:]
-        n8n_base = f"http://127.0.0.1:{port}"
-        env = {**n8n.env, "N8N_PORT": str(port), "N8N_LISTEN_ADDRESS": "127.0.0.1",
-               "WEBHOOK_URL": f"{n8n_base}/", "N8N_SECURE_COOKIE": "false"}
         log_path = tmp_path / "n8n-start.log"
-        with log_path.open("w") as log:
-            server = subprocess.Popen([str(n8n.binary), "start"], env=env, stdout=log, stderr=subprocess.STDOUT)
-            try:
-                # Activation makes the trigger subscribe itself in referflow.
-                subscriptions = []
-                deadline = time.monotonic() + 120
-                while time.monotonic() < deadline and not subscriptions:
-                    time.sleep(1)
-                    subscriptions = session.get(f"{base}/v1/webhooks", timeout=10).json()["items"]
-                assert len(subscriptions) == 1, log_path.read_text()[-3000:]
-                hook = subscriptions[0]
-                assert hook["url"].startswith(f"{n8n_base}/webhook/") and hook["events"] == ["referral.claimed"]
-                # A forged delivery is refused before the workflow runs.
-                forged = requests.post(hook["url"], timeout=10, json={"id": "evt_forged", "type": "referral.claimed"},
-                                       headers={"webhook-id": "msg_x", "webhook-timestamp": str(int(time.time())),
-                                                "webhook-signature": "v1,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="})
-                assert forged.status_code == 401 and forged.json()["code"] == "invalid_signature"
-                # A real, signed referflow delivery runs it.
-                code = session.post(f"{base}/v1/links", timeout=10, json={
-                    "advocate": {"external_id": "adv-t", "email": "ann@example.com"}}).json()["code"]
-                session.post(f"{base}/v1/referrals/claim", timeout=10, json={
-                    "code": code, "friend": {"external_id": "friend-t", "email": "bob@example.com"}})
-                deadline = time.monotonic() + 60
-                while time.monotonic() < deadline and not receiver.requests:
-                    time.sleep(0.5)
-                deliveries = session.get(f"{base}/v1/webhooks/{hook['id']}/deliveries", timeout=10).json()
-                assert len(receiver.requests) == 1, ([(d["status"], d["last_status_code"], d["last_error"])
-                                                     for d in deliveries["items"]], log_path.read_text()[-2000:])
-                event = json.loads(receiver.requests[0]["body"])
-                assert event["type"] == "referral.claimed"
-                assert event["data"]["referral"]["friend"]["external_id"] == "friend-t"
-                rest = _n8n_rest(n8n_base)
-                # The credential's test call (n8n's "Test" button) accepts the key, refuses a wrong one.
-                credential = {"id": "referflowNodeCred", "name": "referflow", "type": "referflowApi",
-                              "data": {"baseUrl": base, "apiKey": key}}
-                tested = rest.post(f"{n8n_base}/rest/credentials/test", timeout=30,
-                                   json={"credentials": credential}).json()["data"]
-                assert tested["status"] == "OK", tested
-                credential["data"] = {"baseUrl": base, "apiKey": "rfk_not_a_key"}
-                tested = rest.post(f"{n8n_base}/rest/credentials/test", timeout=30,
-                                   json={"credentials": credential}).json()["data"]
-                assert tested["status"] == "Error", tested
-                # Deactivating the workflow deletes the subscription in referflow.
-                deactivated = rest.post(f"{n8n_base}/rest/workflows/nodeTrigger00001/deactivate", timeout=30)
-                assert deactivated.ok, deactivated.text[:500]
-                assert session.get(f"{base}/v1/webhooks", timeout=10).json()["items"] == []
-            finally:
-                server.terminate()
-                try:
-                    server.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    server.kill()
+        with n8n.serve(port, log_path, WEBHOOK_URL=f"http://127.0.0.1:{port}/", N8N_SECURE_COOKIE="false") as n8n_base:
+            # Activation makes the trigger subscribe itself in referflow.
+            subscriptions = []
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and not subscriptions:
+                time.sleep(1)
+                subscriptions = session.get(f"{base}/v1/webhooks", timeout=10).json()["items"]
+            assert len(subscriptions) == 1, log_path.read_text()[-3000:]
+            hook = subscriptions[0]
+            assert hook["url"].startswith(f"{n8n_base}/webhook/") and hook["events"] == ["referral.claimed"]
+            # A forged delivery is refused before the workflow runs.
+            forged = requests.post(hook["url"], timeout=10, json={"id": "evt_forged", "type": "referral.claimed"},
+                                   headers={"webhook-id": "msg_x", "webhook-timestamp": str(int(time.time())),
+                                            "webhook-signature": "v1,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="})
+            assert forged.status_code == 401 and forged.json()["code"] == "invalid_signature"
+            # A real, signed referflow delivery runs it.
+            code = session.post(f"{base}/v1/links", timeout=10, json={
+                "advocate": {"external_id": "adv-t", "email": "ann@example.com"}}).json()["code"]
+            session.post(f"{base}/v1/referrals/claim", timeout=10, json={
+                "code": code, "friend": {"external_id": "friend-t", "email": "bob@example.com"}})
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not receiver.requests:
+                time.sleep(0.5)
+            deliveries = session.get(f"{base}/v1/webhooks/{hook['id']}/deliveries", timeout=10).json()
+            assert len(receiver.requests) == 1, ([(d["status"], d["last_status_code"], d["last_error"])
+                                                 for d in deliveries["items"]], log_path.read_text()[-2000:])
+            event = json.loads(receiver.requests[0]["body"])
+            assert event["type"] == "referral.claimed"
+            assert event["data"]["referral"]["friend"]["external_id"] == "friend-t"
+            rest = _n8n_rest(n8n_base)
+            # The credential's test call (n8n's "Test" button) accepts the key, refuses a wrong one.
+            credential = {"id": "referflowNodeCred", "name": "referflow", "type": "referflowApi",
+                          "data": {"baseUrl": base, "apiKey": key}}
+            tested = rest.post(f"{n8n_base}/rest/credentials/test", timeout=30,
+                               json={"credentials": credential}).json()["data"]
+            assert tested["status"] == "OK", tested
+            credential["data"] = {"baseUrl": base, "apiKey": "rfk_not_a_key"}
+            tested = rest.post(f"{n8n_base}/rest/credentials/test", timeout=30,
+                               json={"credentials": credential}).json()["data"]
+            assert tested["status"] == "Error", tested
+            # Deactivating the workflow deletes the subscription in referflow.
+            deactivated = rest.post(f"{n8n_base}/rest/workflows/nodeTrigger00001/deactivate", timeout=30)
+            assert deactivated.ok, deactivated.text[:500]
+            assert session.get(f"{base}/v1/webhooks", timeout=10).json()["items"] == []
 
 
 # ---- Zapier --------------------------------------------------------------------------------------
@@ -323,7 +303,7 @@ needs_zapier = pytest.mark.skipif(
 @pytest.mark.slow
 def test_the_zapier_app_validates_and_its_tests_pass_against_referflow(database_url, settings, tmp_path):
     with live_server(database_url, tmp_path, REFERFLOW_ALLOW_PRIVATE_WEBHOOK_URLS="true") as base:
-        key, _ = _program(base)
+        key, _ = live_program(base, {**PROGRAM_CONFIG, "hold_days": 0}, name="nodes")
         result = subprocess.run(["node", "--test", "test/"], cwd=ZAPIER_APP, capture_output=True, text=True,
                                 timeout=300, env={**os.environ, "REFERFLOW_BASE_URL": base,
                                                   "REFERFLOW_API_KEY": key})

@@ -9,8 +9,8 @@ import pytest
 import requests
 
 from referflow import workflows as pack
-from tests.conftest import ADMIN_TOKEN, PROGRAM_CONFIG
-from tests.live import live_server
+from tests.conftest import PROGRAM_CONFIG
+from tests.live import live_program, live_server
 from tests.n8n_harness import N8n, n8n_binary, with_recorded_trigger
 
 pytestmark = [pytest.mark.slow,
@@ -27,16 +27,11 @@ def _fixture(name, code=None):
 @pytest.fixture()
 def stack(database_url, settings, tmp_path):
     with live_server(database_url, tmp_path) as base:
-        created = requests.post(f"{base}/v1/admin/programs", timeout=10,
-                                headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
-                                json={"name": "n8n", "config": PROGRAM_CONFIG}).json()
-        key = created["api_key"]["key"]
+        key, session = live_program(base, name="n8n")
         n8n = N8n(tmp_path / "n8n")
         n8n.import_credentials([{"id": "referflowApiCredential", "name": "referflow API",
                                  "type": "httpHeaderAuth",
                                  "data": {"name": "Authorization", "value": f"Bearer {key}"}}])
-        session = requests.Session()
-        session.headers["Authorization"] = f"Bearer {key}"
         yield base, session, n8n
 
 
@@ -125,8 +120,6 @@ def _credential(variant, kind, type_, data):
 @pytest.mark.parametrize("variant", ["pack", "rendered"])
 def test_reward_workflow_verifies_referflow_webhooks_then_calls_klaviyo_and_hubspot(database_url, settings,
                                                                                   tmp_path, variant):
-    import subprocess
-
     from tests.fakes.hubspot import TOKEN, FakeHubSpot
     from tests.fakes.klaviyo import API_KEY, FakeKlaviyo
     from tests.live import free_port
@@ -136,11 +129,7 @@ def test_reward_workflow_verifies_referflow_webhooks_then_calls_klaviyo_and_hubs
     with FakeKlaviyo() as klaviyo, FakeHubSpot() as hubspot, live_server(
             database_url, tmp_path, REFERFLOW_ALLOW_PRIVATE_WEBHOOK_URLS="true") as base:
         hubspot.properties.add("referral_status")
-        admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-        key = requests.post(f"{base}/v1/admin/programs", headers=admin, timeout=10, json={
-            "name": "n8n", "config": {**PROGRAM_CONFIG, "hold_days": 0}}).json()["api_key"]["key"]
-        session = requests.Session()
-        session.headers["Authorization"] = f"Bearer {key}"
+        _, session = live_program(base, {**PROGRAM_CONFIG, "hold_days": 0}, name="n8n")
         hook = f"http://127.0.0.1:{port}/webhook/{path}"
         sub = session.post(f"{base}/v1/webhooks", timeout=10, json={
             "url": hook, "events": ["referral.approved", "reward.issued"]}).json()
@@ -153,26 +142,11 @@ def test_reward_workflow_verifies_referflow_webhooks_then_calls_klaviyo_and_hubs
         text = _workflow_text("reward-fulfilment.json", variant, tmp_path)
         workflow = json.loads(text.replace("https://a.klaviyo.com", klaviyo.base)
                               .replace("https://api.hubapi.com", hubspot.base))
-        for node in workflow["nodes"]:
-            if node["name"] == "Settings":
-                for item in node["parameters"]["assignments"]["assignments"]:
-                    if item["name"] == "signing_key":
-                        item["value"] = sub["signing_key"]
+        pack.set_settings(workflow, {"signing_key": sub["signing_key"]})
         n8n.import_workflow(workflow, "rewardWorkflow0001")
         activated = n8n.run("update:workflow", "--id=rewardWorkflow0001", "--active=true")
         assert activated.returncode == 0, activated.stderr[-2000:]
-        env = {**n8n.env, "N8N_PORT": str(port), "N8N_LISTEN_ADDRESS": "127.0.0.1"}
-        log = (tmp_path / "n8n-start.log").open("w")
-        server = subprocess.Popen([str(n8n.binary), "start"], env=env, stdout=log,
-                                  stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline:
-                try:
-                    if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2).ok:
-                        break
-                except requests.RequestException:
-                    time.sleep(1)
+        with n8n.serve(port, tmp_path / "n8n-start.log"):
             # The production webhook is registered a little after /healthz answers: poll it with
             # the forged delivery (which must never reach Klaviyo) until it is there.
             forged_headers = {"webhook-id": "msg_x", "webhook-timestamp": str(int(time.time())),
@@ -203,13 +177,6 @@ def test_reward_workflow_verifies_referflow_webhooks_then_calls_klaviyo_and_hubs
             assert "evt_forged" not in {e["unique_id"] for e in klaviyo.events}
             assert {email: c["referral_status"] for email, c in hubspot.by_email.items()} == {
                 "a1@example.com": "rewarded", "f1@example.com": "rewarded"}
-        finally:
-            server.terminate()
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                server.kill()
-            log.close()
 
 
 def test_a_rendered_client_pack_runs_end_to_end(stack, tmp_path):

@@ -15,9 +15,9 @@ import pytest
 import requests
 from standardwebhooks.webhooks import Webhook
 
-from tests.conftest import ADMIN_TOKEN, PROGRAM_CONFIG
+from tests.conftest import PROGRAM_CONFIG
 from tests.fakes.stripe import API_KEY, FakeStripe
-from tests.live import free_port, live_server, service_env
+from tests.live import free_port, live_program, live_server, service_env
 from tests.receiver import Receiver
 
 pytestmark = [pytest.mark.slow,
@@ -97,10 +97,7 @@ def stack(database_url, settings, tmp_path):
 
 
 def _program(base):
-    created = requests.post(f"{base}/v1/admin/programs", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
-                            json={"name": "rq", "config": PROGRAM_CONFIG}, timeout=10).json()
-    session = requests.Session()
-    session.headers["Authorization"] = f"Bearer {created['api_key']['key']}"
+    _, session = live_program(base, name="rq")
     session.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=50))
     return session
 
@@ -176,14 +173,10 @@ def test_worker_killed_mid_issue_pays_exactly_once(database_url, settings, tmp_p
     try:
         with FakeStripe() as stripe, live_server(database_url, tmp_path, REDIS_URL=redis.url) as base:
             env["REFERFLOW_STRIPE_API_BASE"] = stripe.base
-            admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
             config = {**PROGRAM_CONFIG, "hold_days": 0, "rewards": {
                 "advocate": {"type": "gift_card", "amount": 2500}, "friend": {"type": "none"}},
                 "fulfilment": {"issuer": "stripe_promotion_code", "auto_issue": True}}
-            key = requests.post(f"{base}/v1/admin/programs", headers=admin, timeout=10,
-                                json={"name": "kill", "config": config}).json()["api_key"]["key"]
-            session = requests.Session()
-            session.headers["Authorization"] = f"Bearer {key}"
+            _, session = live_program(base, config, name="kill")
             session.put(f"{base}/v1/providers/stripe", json={"credentials": {"api_key": API_KEY}},
                         timeout=10)
             stripe.delay_next = [0, 6]  # the coupon answers at once; the promotion code hangs

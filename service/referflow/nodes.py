@@ -89,9 +89,15 @@ def drift(specs: list[dict[str, Any]], openapi: dict[str, Any], store: SchemaSto
     return problems
 
 
+def _schema_name(body: dict[str, Any]) -> str | None:
+    """The schema file a JSON request/response body of the OpenAPI document refers to."""
+    ref = body.get("content", {}).get("application/json", {}).get("schema", {}).get("$ref")
+    return ref.rsplit("/", 1)[1][: -len(".json")] if ref else None
+
+
 def _request_schema(op: dict[str, Any], store: SchemaStore) -> dict[str, Any] | None:
-    ref = op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema", {})
-    return store.documents[ref["$ref"].rsplit("/", 1)[1][: -len(".json")]] if "$ref" in ref else None
+    name = _schema_name(op.get("requestBody", {}))
+    return store.documents[name] if name else None
 
 
 def _field_drift(spec: dict[str, Any], op: dict[str, Any], store: SchemaStore) -> list[str]:
@@ -129,12 +135,10 @@ def _field_drift(spec: dict[str, Any], op: dict[str, Any], store: SchemaStore) -
 
 
 def _sample_drift(spec: dict[str, Any], op: dict[str, Any], store: SchemaStore) -> list[str]:
-    ok = next((r for code, r in op["responses"].items() if code.startswith("2")), {})
-    ref = ok.get("content", {}).get("application/json", {}).get("schema", {}).get("$ref")
-    if ref is None:
+    name = _schema_name(next((r for code, r in op["responses"].items() if code.startswith("2")), {}))
+    if name is None:
         return []
-    return [f"sample{e['path']}: {e['message']}"
-            for e in store.errors(ref.rsplit("/", 1)[1][: -len(".json")], spec["sample"])]
+    return [f"sample{e['path']}: {e['message']}" for e in store.errors(name, spec["sample"])]
 
 
 def _trigger_drift(spec: dict[str, Any], operations: dict[str, Any], store: SchemaStore) -> list[str]:

@@ -75,15 +75,14 @@ def _apply_client(workflow: dict[str, Any], client: dict[str, Any], file: str) -
     workflow["versionId"] = str(uuid.uuid5(NAMESPACE, f"{slug}/{file}"))
     tags = {t["name"] for t in workflow["tags"]} | set(client.get("tags", []))
     workflow["tags"] = [{"name": t} for t in sorted(tags)]
+    values = {"referflow_base_url": client["referflow_base_url"].rstrip("/")}
+    if client.get("currency"):
+        values["currency"] = client["currency"]
+    if client.get("shopify_store"):
+        values["shopify_admin_api"] = (f"https://{client['shopify_store']}.myshopify.com/admin/api/"
+                                       f"{SHOPIFY_API_VERSION}")
+    set_settings(workflow, values)
     for node in workflow["nodes"]:
-        if node["name"] == "Settings":
-            for item in node["parameters"]["assignments"]["assignments"]:
-                if item["name"] == "referflow_base_url":
-                    item["value"] = client["referflow_base_url"].rstrip("/")
-                elif item["name"] == "currency" and client.get("currency"):
-                    item["value"] = client["currency"]
-                elif item["name"] == "shopify_admin_api" and client.get("shopify_store"):
-                    item["value"] = f"https://{client['shopify_store']}.myshopify.com/admin/api/{SHOPIFY_API_VERSION}"
         if "webhookId" in node:
             node["webhookId"] = str(uuid.uuid5(NAMESPACE, f"{slug}/{file}/{node['name']}"))
         if node["type"] == "n8n-nodes-base.webhook":
@@ -92,6 +91,14 @@ def _apply_client(workflow: dict[str, Any], client: dict[str, Any], file: str) -
             key = CREDENTIALS.get(credential["id"])
             if key and names.get(key):
                 credential["name"] = names[key]
+
+
+def set_settings(workflow: dict[str, Any], values: dict[str, str]) -> None:
+    """Set values the workflow's Settings node holds (those it does not hold are left out)."""
+    for node in workflow["nodes"]:
+        if node["name"] == "Settings":
+            for item in node["parameters"]["assignments"]["assignments"]:
+                item["value"] = values.get(item["name"], item["value"])
 
 
 def check(directory: Path, openapi: dict[str, Any]) -> list[str]:

@@ -41,3 +41,9 @@ def referral_event_types(action: str, from_status: str | None, to_status: str | 
     if to_status != from_status and to_status in STATUS_EVENTS:
         types.append(STATUS_EVENTS[to_status])
     return types
+
+
+def blank_payload(row: OutboxEvent, **data: Any) -> None:
+    """Replace an event's data (erasure, retention), keeping its envelope: id, type, program, time."""
+    row.payload = {"id": row.event_id, "type": row.type, "program_id": row.program_id,
+                   "created_at": row.payload.get("created_at"), "data": data}

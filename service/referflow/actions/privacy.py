@@ -13,6 +13,7 @@ from sqlalchemy import String, cast, delete, select
 from sqlalchemy.orm import Session
 
 from referflow.actions.common import Actor, ProgramContext
+from referflow.actions.events import blank_payload
 from referflow.domain.timeutil import to_rfc3339, utcnow
 from referflow.errors import NotFound
 from referflow.storage.models import (
@@ -44,8 +45,7 @@ def _redact_events(session: Session, ctx: ProgramContext, ids: list[str]) -> Non
             OutboxEvent.program_id == ctx.id,
             cast(OutboxEvent.payload, String).like(f"%{object_id}%")))
         for row in rows:
-            row.payload = {"id": row.event_id, "type": row.type, "program_id": ctx.id,
-                           "created_at": row.payload.get("created_at"), "data": {"erased": True}}
+            blank_payload(row, erased=True)
 
 
 def export_person(session: Session, ctx: ProgramContext, external_id: str) -> dict[str, Any]:

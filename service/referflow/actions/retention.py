@@ -14,6 +14,7 @@ from sqlalchemy import exists, or_, select, update
 from sqlalchemy.orm import Session
 
 from referflow.actions import sync, webhooks
+from referflow.actions.events import blank_payload
 from referflow.actions.ingress import EXPIRED, IGNORED, PROCESSED
 from referflow.storage import leases
 from referflow.storage.models import Click, InboundEvent, OutboxEvent, SyncTask, WebhookDelivery
@@ -57,7 +58,6 @@ def _outbox(session: Session, cutoff: datetime, now: datetime) -> int:
         OutboxEvent.done_at.is_not(None), OutboxEvent.done_at < cutoff, OutboxEvent.pruned_at.is_(None),
         ~open_delivery, ~open_sync).limit(BATCH)))
     for row in rows:
-        row.payload = {"id": row.event_id, "type": row.type, "program_id": row.program_id,
-                       "created_at": row.payload.get("created_at"), "data": {"pruned": True}}
+        blank_payload(row, pruned=True)
         row.pruned_at = now
     return len(rows)
