@@ -115,3 +115,14 @@ def test_klaviyo_throttling_is_retried(synced, fakes):
         s.commit()
     run(synced)
     assert [e["metric"] for e in klaviyo.events] == ["Referral Link Created"]
+
+
+def test_an_existing_hubspot_contact_is_updated_even_when_the_email_needs_escaping(synced, fakes):
+    _, hubspot = fakes
+    email = "ann#shop/1@example.com"  # '#' and '/' are legal in an address and special in a URL
+    hubspot.by_email[email] = {"email": email, "firstname": "Ann"}
+    created = link(synced, external_id="ann", email=email)
+    run(synced)
+    assert hubspot.by_email[email] == {"email": email, "firstname": "Ann", "referral_code": created["code"],
+                                       "referral_link": created["url"]}
+    assert len(hubspot.by_email) == 1

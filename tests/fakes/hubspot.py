@@ -46,6 +46,9 @@ class FakeHubSpot(FakeServer):
             return self._upsert(json.loads(body)["inputs"])
         if method == "POST" and route == "/crm/v3/objects/contacts":
             props = json.loads(body)["properties"]
+            if props["email"] in self.by_email:  # HubSpot keeps one contact per email
+                return 409, {}, {"status": "error", "category": "CONFLICT",
+                                 "message": f"Contact already exists. Existing ID: {props['email']}"}
             self.by_email[props["email"]] = dict(props)
             return 201, {}, {"id": str(len(self.by_email)), "properties": props}
         if m := re.fullmatch(r"/crm/v3/objects/contacts/(\d+)", route):
