@@ -13,7 +13,8 @@ from referflow.actions.events import emit
 from referflow.domain import referral as states
 from referflow.domain.calendar import month_start, next_month_start
 from referflow.domain.timeutil import to_rfc3339
-from referflow.storage.models import Advocate, AdvocateEvent, Referral
+from referflow.storage.locks import serialise_on
+from referflow.storage.models import Advocate, AdvocateEvent, Program, Referral
 
 COUNTED = (states.APPROVED, states.REWARDED)
 
@@ -21,8 +22,11 @@ COUNTED = (states.APPROVED, states.REWARDED)
 def approve(session: Session, ctx: ProgramContext, referral: Referral, actor: Actor, action: str,
             now: datetime, data: dict[str, Any] | None = None) -> None:
     """Approve a referral unless a monthly cap says defer or reject; update the advocate's tier."""
-    advocate = session.get(Advocate, referral.advocate_id,
-                           with_for_update=_has_caps(ctx))  # serialise cap checks per advocate
+    if _has_caps(ctx):  # the caps are read after the lock, so parallel approvals count each other
+        if ctx.config.caps.program_spend_per_month:
+            serialise_on(session, Program, ctx.id, "config_version")
+        serialise_on(session, Advocate, referral.advocate_id, "flagged")
+    advocate = session.get(Advocate, referral.advocate_id)
     assert advocate is not None
     advocate_amount = ctx.config.advocate_reward_in(advocate.tier).amount \
         if ctx.config.advocate_reward_in(advocate.tier).monetary else 0

@@ -29,6 +29,7 @@ from referflow.domain import referral as states
 from referflow.domain.codes import new_id, normalise_code
 from referflow.domain.timeutil import parse_rfc3339, to_rfc3339, utcnow
 from referflow.errors import Conflict, NotFound
+from referflow.storage.locks import serialise_on
 from referflow.storage.models import Advocate, Click, ProcessedEvent, Referral, ReferralCode
 
 VERDICT_STATUS = {fraud.REJECT: states.REJECTED, fraud.REVIEW: states.IN_REVIEW,
@@ -76,6 +77,8 @@ def _resolve_code(session: Session, ctx: ProgramContext,
 def _create_referral(session: Session, ctx: ProgramContext, body: dict[str, Any],
                      actor: Actor) -> Referral:
     code, click = _resolve_code(session, ctx, body)
+    # Velocity counts this advocate's recent claims: parallel claims must see each other.
+    serialise_on(session, Advocate, code.advocate_id, "flagged")
     advocate = session.get(Advocate, code.advocate_id)
     assert advocate is not None
     now = utcnow()
