@@ -72,9 +72,9 @@ def test_bare_embedded_start_creates_db_admin_token_and_demo_program(tmp_path):
         base = f"http://127.0.0.1:{port}"
         for _ in range(100):
             try:
-                requests.get(base + "/healthz", timeout=1)
+                requests.get(base + "/healthz", timeout=5)
                 break
-            except requests.ConnectionError:
+            except requests.RequestException:  # not listening yet, or too busy to answer in time
                 time.sleep(0.1)
         created = requests.post(base + "/v1/links", headers={"Authorization": f"Bearer {key}"},
                                 json={"advocate": {"external_id": "a", "email": "a@x.test"}},

@@ -20,6 +20,16 @@ def test_embedded_default_generates_and_keeps_secrets(tmp_path):
     assert json.loads((tmp_path / "secrets.json").read_text())["admin_token"] == first.admin_token
 
 
+def test_only_a_token_this_start_generated_is_flagged_for_printing(tmp_path):
+    env = {"REFERFLOW_INSTANCE_DIR": str(tmp_path / "inst")}
+    assert Settings.from_env(env).generated_admin_token
+    assert not Settings.from_env(env).generated_admin_token  # second start: kept, not shown
+    from_env = Settings.from_env({"REFERFLOW_INSTANCE_DIR": str(tmp_path / "other"),
+                                  "REFERFLOW_ADMIN_TOKEN": "rfadm_from_env"})
+    assert from_env.admin_token == "rfadm_from_env" and not from_env.generated_admin_token
+    assert from_env.instance_dir == str(tmp_path / "other")
+
+
 def test_production_without_secrets_fails_clearly(tmp_path):
     with pytest.raises(ConfigurationError, match="REFERFLOW_ADMIN_TOKEN"):
         Settings.from_env({"DATABASE_URL": "postgresql://db/x",

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from referflow.config import DEFAULT_INSTANCE_DIR, Settings
+from referflow.config import Settings
 from referflow.errors import ApiError, ConfigurationError
 
 DEMO_CONFIG = {
@@ -325,14 +325,13 @@ def worker(burst: bool, tick_seconds: float) -> None:
               help="On the embedded default, create a demo program when there is none")
 def serve(host: str, port: int | None, workers: int, threads: int, with_demo: bool) -> None:
     """Run the HTTP service under gunicorn (embedded default: migrate, demo, in-process jobs)."""
-    first_start = not (Path(DEFAULT_INSTANCE_DIR) / "secrets.json").exists()
     settings = _settings()
     if settings.embedded:
         from referflow.storage.migrate import upgrade
 
         upgrade(settings.database_url)
-        if first_start:
-            click.echo(f"admin token (kept in {DEFAULT_INSTANCE_DIR}/secrets.json): "
+        if settings.generated_admin_token:  # never one that came from the environment
+            click.echo(f"admin token (kept in {settings.instance_dir}/secrets.json): "
                        f"{settings.admin_token}")
         if with_demo and not _has_programs(settings):
             click.echo("demo program created:")

@@ -38,6 +38,8 @@ class Settings:
     start_jobs: bool = True
     job_lease_seconds: float = 60.0
     retention_days: int = 400
+    instance_dir: str = DEFAULT_INSTANCE_DIR
+    generated_admin_token: bool = False  # this start created it: print it once
     stripe_api_base: str = "https://api.stripe.com"
     shopify_api_base: str | None = None
     hubspot_api_base: str = "https://api.hubapi.com"
@@ -61,13 +63,15 @@ class Settings:
         embedded = database_url.startswith("sqlite")
         admin_token = env.get("REFERFLOW_ADMIN_TOKEN", "")
         secret_key = env.get("REFERFLOW_SECRET_KEY", "")
+        generated = False
         if not (admin_token and secret_key):
             if not embedded:
                 raise ConfigurationError(
                     "REFERFLOW_ADMIN_TOKEN and REFERFLOW_SECRET_KEY must be set when DATABASE_URL "
                     "is not the embedded SQLite default"
                 )
-            stored = _embedded_secrets(instance)
+            stored, created = _embedded_secrets(instance)
+            generated = created and not admin_token
             admin_token = admin_token or stored["admin_token"]
             secret_key = secret_key or stored["secret_key"]
         return cls(
@@ -84,6 +88,8 @@ class Settings:
             start_jobs=_flag(env, "REFERFLOW_START_JOBS", default=True),
             job_lease_seconds=float(env.get("REFERFLOW_JOB_LEASE_SECONDS", "60")),
             retention_days=_retention_days(env.get("REFERFLOW_RETENTION_DAYS", "400")),
+            instance_dir=str(instance),
+            generated_admin_token=generated,
             stripe_api_base=env.get("REFERFLOW_STRIPE_API_BASE", "https://api.stripe.com"),
             shopify_api_base=env.get("REFERFLOW_SHOPIFY_API_BASE") or None,
             hubspot_api_base=env.get("REFERFLOW_HUBSPOT_API_BASE", "https://api.hubapi.com"),
@@ -92,7 +98,7 @@ class Settings:
 
 
 def _retention_days(raw: str) -> int:
-    if not raw.isdigit() or int(raw) < MIN_RETENTION_DAYS:
+    if not (raw.isascii() and raw.isdigit()) or int(raw) < MIN_RETENTION_DAYS:
         raise ConfigurationError(
             f"REFERFLOW_RETENTION_DAYS must be a whole number of days, at least {MIN_RETENTION_DAYS}")
     return int(raw)
@@ -106,14 +112,14 @@ def _normalise_db_url(url: str) -> str:
     return url
 
 
-def _embedded_secrets(instance: Path) -> dict[str, str]:
-    """Load or create the secrets file of the embedded default (mode 0600)."""
+def _embedded_secrets(instance: Path) -> tuple[dict[str, str], bool]:
+    """Load or create the secrets file of the embedded default (mode 0600); True if created."""
     path = instance / "secrets.json"
     if path.exists():
-        return json.loads(path.read_text())
+        return json.loads(path.read_text()), False
     instance.mkdir(parents=True, exist_ok=True)
     data = {"admin_token": "rfadm_" + secrets.token_urlsafe(24), "secret_key": secrets.token_hex(32)}
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:
         json.dump(data, fh)
-    return data
+    return data, True

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
-from functools import cached_property
+import re
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
-from jsonschema import Draft202012Validator, FormatChecker, validators
+from jsonschema import Draft202012Validator, FormatChecker, ValidationError, validators
 from referencing import Registry, Resource
 
 from referflow.domain.timeutil import parse_rfc3339
+from referflow.domain.urls import parse_http_url
 from referflow.errors import ValidationFailed
 
 FORMATS = FormatChecker()
@@ -21,10 +23,31 @@ def _strict_integer(_checker: object, value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+@lru_cache(maxsize=256)
+def _ecma_pattern(pattern: str) -> re.Pattern[str]:
+    # JSON Schema patterns are ECMA-262, where "$" ends the input; Python's "$" also matches
+    # before a final newline, which let "ABCD\n" through a "^[A-Z0-9]+$" pattern.
+    return re.compile(re.sub(r"(?<!\\)\$", r"\\Z", pattern))
+
+
+def _pattern(validator: Any, pattern: str, instance: Any, _schema: Any) -> Any:
+    if validator.is_type(instance, "string") and not _ecma_pattern(pattern).search(instance):
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
 StrictValidator = validators.extend(
     Draft202012Validator,
+    validators={"pattern": _pattern},
     type_checker=Draft202012Validator.TYPE_CHECKER.redefine("integer", _strict_integer),
 )
+
+
+@FORMATS.checks("http-url", raises=ValueError)
+def _is_http_url(value: object) -> bool:
+    """Accept absolute http(s) URLs with a host that every parser reads the same way."""
+    if isinstance(value, str):
+        parse_http_url(value)
+    return True
 
 
 @FORMATS.checks("date-time", raises=ValueError)

@@ -211,7 +211,10 @@ def replay(session: Session, ctx: ProgramContext, delivery_id: str) -> WebhookDe
 
 def deliveries_of(session: Session, ctx: ProgramContext, sub_id: str,
                   limit: int = 50) -> list[tuple[WebhookDelivery, list[DeliveryAttempt]]]:
-    """Return a subscription's latest deliveries with their attempts."""
+    """Return a subscription's latest deliveries with their attempts (404 for others' ids)."""
+    if session.scalar(select(WebhookSubscription.id).where(
+            WebhookSubscription.id == sub_id, WebhookSubscription.program_id == ctx.id)) is None:
+        raise NotFound("webhook subscription not found", code="subscription_not_found")
     rows = list(session.scalars(select(WebhookDelivery).where(
         WebhookDelivery.subscription_id == sub_id, WebhookDelivery.program_id == ctx.id)
         .order_by(WebhookDelivery.created_at.desc()).limit(limit)))

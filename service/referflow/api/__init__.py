@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask
+from flask import Flask, request
+
+from referflow.jsonbody import check_text
 
 
 def modules() -> tuple[Any, ...]:
@@ -28,5 +30,14 @@ def init_app(app: Flask) -> None:
     """Register every blueprint and the error handlers."""
     errors, *blueprints = modules()
     errors.init_app(app)
+    app.before_request(_check_path_and_query)
     for module in blueprints:
         app.register_blueprint(module.bp)
+
+
+def _check_path_and_query() -> None:
+    """Refuse NUL and lone surrogates in the path and query before any view (or auth) runs."""
+    check_text(request.path, "path")
+    for key, value in request.args.items(multi=True):
+        check_text(key, "query")
+        check_text(value, f"query/{key}")

@@ -10,13 +10,15 @@ from flask import Blueprint, Response, current_app, redirect, request
 from referflow.actions import links
 from referflow.api import payloads
 from referflow.api.operations import PUBLIC, Caller, db_session, operation
+from referflow.domain.urls import is_http_url
+from referflow.errors import Conflict
 
 bp = Blueprint("links", __name__)
 
 
 @operation(bp, "createLink", "POST", "/v1/links", tag="advocates",
            summary="Enrol an advocate and return their code and share URL (idempotent)",
-           request_schema="create-link.request", response="link", status=201)
+           request_schema="create-link.request", response="link", status=201, also=(200,))
 def create_link(caller: Caller, body: dict[str, Any]) -> tuple[dict[str, Any], int]:
     link = links.create_link(db_session(), caller.ctx, body, payloads.base_url())
     return payloads.link(link.advocate, link.code, link.created), 201 if link.created else 200
@@ -49,6 +51,9 @@ def follow_link(caller: Caller, body: None, code: str) -> Response:
     click, landing = links.record_click(db_session(), secret, code, request.args.get("ch"),
                                         request.remote_addr,
                                         request.headers.get("User-Agent"))
+    if not is_http_url(landing):  # a config saved before URLs were checked: say so, never a 500
+        raise Conflict("this program's landing_url is not a valid http(s) URL; fix it with "
+                       "updateProgramConfig", code="landing_url_invalid")
     if click is None:
         return redirect(landing, 302)
     return redirect(_with_params(landing, {"ref": click.code, "click_id": click.id}), 302)

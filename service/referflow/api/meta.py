@@ -81,5 +81,5 @@ def _operation(op: Operation) -> dict[str, Any]:
     if op.response:
         ok["content"] = {"application/json": {"schema": _ref(op.response)}}
     error = {"description": "Error", "content": {"application/json": {"schema": _ref("error")}}}
-    out["responses"] = {str(op.status): ok, "4XX": error}
+    out["responses"] = {str(op.status): ok, **{str(s): ok for s in op.also}, "4XX": error}
     return out

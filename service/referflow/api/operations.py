@@ -17,7 +17,7 @@ from referflow.actions.programs import program_for_key
 from referflow.domain.hashing import sha256_hex
 from referflow.domain.program import ProgramConfig
 from referflow.errors import BadRequest, Unauthorized, UnsupportedMediaType
-from referflow.jsonbody import loads_strict
+from referflow.jsonbody import ascii_digits, loads_strict
 
 ADMIN, PROGRAM, PUBLIC = "admin", "program", "public"
 
@@ -36,6 +36,7 @@ class Operation:
     status: int = 200
     tag: str = "referrals"
     query: tuple[str, ...] = field(default_factory=tuple)
+    also: tuple[int, ...] = field(default_factory=tuple)  # other success statuses it answers
 
     @property
     def path(self) -> str:
@@ -66,10 +67,10 @@ View = Callable[..., Any]
 def operation(bp: Blueprint, operation_id: str, method: str, rule: str, *, summary: str,
               response: str | None, request_schema: str | None = None, status: int = 200,
               auth: str = PROGRAM, tag: str = "referrals",
-              query: tuple[str, ...] = ()) -> Callable[[View], View]:
+              query: tuple[str, ...] = (), also: tuple[int, ...] = ()) -> Callable[[View], View]:
     """Declare an operation: route, auth, body validation, idempotency, JSON response."""
     op = Operation(operation_id, method, rule, summary, auth, response, request_schema,
-                   status, tag, query)
+                   status, tag, query, also)
     OPERATIONS.append(op)
 
     def decorate(fn: View) -> View:
@@ -182,7 +183,8 @@ def parse_body(schema: str) -> Any:
 
 
 def int_arg(name: str, default: int, low: int, high: int) -> int:
+    """Read an integer query parameter (ASCII digits only) within ``low``..``high``, or raise 400."""
     raw = request.args.get(name, str(default))
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    if not ascii_digits(raw) or not low <= int(raw) <= high:
         raise BadRequest(f"{name} must be an integer from {low} to {high}", code="invalid_query")
     return int(raw)

@@ -16,7 +16,7 @@ bp = Blueprint("referrals", __name__)
 
 @operation(bp, "claimReferral", "POST", "/v1/referrals/claim",
            summary="Claim a referral for a friend by code or click id (first claim wins)",
-           request_schema="claim-referral.request", response="referral", status=201)
+           request_schema="claim-referral.request", response="referral", status=201, also=(200,))
 def claim_referral(caller: Caller, body: dict[str, Any]) -> tuple[dict[str, Any], int]:
     referral, created = referrals.claim_referral(db_session(), caller.ctx, body, caller.actor)
     return payloads.referral(referral, created=created), 201 if created else 200

@@ -15,7 +15,10 @@ def parse_rfc3339(value: str) -> datetime:
     parsed = datetime.fromisoformat(value)
     if parsed.tzinfo is None:
         raise ValueError("timestamp has no timezone offset")
-    return parsed.astimezone(UTC)
+    try:  # 0001-01-01T00:00:00+03:00 is a valid string whose UTC instant is before year 1
+        return parsed.astimezone(UTC)
+    except OverflowError as exc:
+        raise ValueError("timestamp is out of range once its offset is applied") from exc
 
 
 def to_rfc3339(value: datetime | None) -> str | None:

@@ -7,6 +7,7 @@ from typing import Any
 import requests
 
 from referflow.errors import PermanentProviderError, RetryableProviderError
+from referflow.jsonbody import ascii_digits
 
 TIMEOUT = (3.05, 15)
 
@@ -28,7 +29,7 @@ def call(method: str, url: str, provider: str, **kwargs: Any) -> requests.Respon
 
 def _retry_after(response: requests.Response) -> float | None:
     raw = response.headers.get("Retry-After", "")
-    return float(raw) if raw.replace(".", "", 1).isdigit() else None
+    return float(raw) if ascii_digits(raw.replace(".", "", 1)) else None
 
 
 def _message(response: requests.Response) -> str:

@@ -12,7 +12,9 @@ import hashlib
 import hmac
 from collections.abc import Mapping
 
+from referflow.domain.timeutil import parse_rfc3339
 from referflow.errors import Unauthorized
+from referflow.jsonbody import ascii_digits
 
 TOLERANCE_SECONDS = 300
 
@@ -48,7 +50,7 @@ def verify_stripe(raw: bytes, header: str | None, secrets: list[str], now: float
     pairs = [part.split("=", 1) for part in header.split(",") if "=" in part]
     timestamps = [v for k, v in pairs if k.strip() == "t"]
     signatures = [v.strip() for k, v in pairs if k.strip() == "v1"]
-    if len(timestamps) != 1 or not timestamps[0].strip().isdigit() or not signatures:
+    if len(timestamps) != 1 or not ascii_digits(timestamps[0].strip()) or not signatures:
         raise _invalid()
     timestamp = timestamps[0].strip()
     signed = timestamp.encode() + b"." + raw
@@ -73,7 +75,7 @@ def verify_hubspot(method: str, uri: str, raw: bytes, headers: Mapping[str, str]
     signature = headers.get("X-HubSpot-Signature-v3")
     if signature:
         timestamp = headers.get("X-HubSpot-Request-Timestamp", "")
-        if not timestamp.isdigit():
+        if not ascii_digits(timestamp):
             raise _missing("X-HubSpot-Request-Timestamp header")
         message = f"{method}{uri}".encode() + raw + timestamp.encode()
         if not any(_same(base64.b64encode(_hmac(s, message).digest()), signature.strip())
@@ -108,12 +110,10 @@ def verify_klaviyo(raw: bytes, headers: Mapping[str, str], secrets: list[str], n
 
 
 def _klaviyo_seconds(timestamp: str) -> float | None:
-    from referflow.domain.timeutil import parse_rfc3339
-
-    if timestamp.isdigit():
+    if ascii_digits(timestamp):
         value = int(timestamp)
         return value / 1000 if value > 10**11 else value
     try:
         return parse_rfc3339(timestamp.replace("Z", "+00:00")).timestamp()
-    except ValueError:
+    except (ValueError, OverflowError):
         return None
