@@ -11,6 +11,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from referflow import api
 from referflow.api.keycache import KeyCache
+from referflow.api.ratelimit import RateLimits
 from referflow.config import Settings
 from referflow.contract import SchemaStore
 from referflow.storage.db import Database
@@ -24,6 +25,7 @@ class Services:
     db: Database
     schemas: SchemaStore
     keys: KeyCache
+    limits: RateLimits | None = None  # the API's rate limits (web processes only)
     jobs: Any = None  # the in-process ticker (embedded default) or None
     queue: Any = None  # where jobs run: InlineQueue, or RqQueue in a worker
 
@@ -36,7 +38,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
     if settings.trust_proxy:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)  # type: ignore[method-assign]
-    services = Services(settings, Database(settings.database_url), SchemaStore(), KeyCache())
+    services = Services(settings, Database(settings.database_url), SchemaStore(), KeyCache(),
+                        RateLimits(settings))
     app.extensions["referflow"] = services
     app.teardown_appcontext(_close_session)
     api.init_app(app)

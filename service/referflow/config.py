@@ -38,6 +38,9 @@ class Settings:
     start_jobs: bool = True
     job_lease_seconds: float = 60.0
     retention_days: int = 400
+    rate_limit_auth_failures: str = "30/minute"  # per address and per key prefix
+    rate_limit_public: str = "300/minute"  # share-link visits per address
+    rate_limit_ingress: str = "1200/minute"  # provider deliveries per address, before signatures
     instance_dir: str = DEFAULT_INSTANCE_DIR
     generated_admin_token: bool = False  # this start created it: print it once
     stripe_api_base: str = "https://api.stripe.com"
@@ -88,6 +91,9 @@ class Settings:
             start_jobs=_flag(env, "REFERFLOW_START_JOBS", default=True),
             job_lease_seconds=float(env.get("REFERFLOW_JOB_LEASE_SECONDS", "60")),
             retention_days=_retention_days(env.get("REFERFLOW_RETENTION_DAYS", "400")),
+            rate_limit_auth_failures=env.get("REFERFLOW_RATE_LIMIT_AUTH_FAILURES", "30/minute"),
+            rate_limit_public=env.get("REFERFLOW_RATE_LIMIT_PUBLIC", "300/minute"),
+            rate_limit_ingress=env.get("REFERFLOW_RATE_LIMIT_INGRESS", "1200/minute"),
             instance_dir=str(instance),
             generated_admin_token=generated,
             stripe_api_base=env.get("REFERFLOW_STRIPE_API_BASE", "https://api.stripe.com"),

@@ -10,7 +10,8 @@
     │   ├── Conflict                  409 state forbids the request (idempotency, balance, ...)
     │   ├── PayloadTooLarge           413 body over the limit
     │   ├── UnsupportedMediaType      415 not application/json
-    │   └── ValidationFailed          422 schema or business-rule violation
+    │   ├── ValidationFailed          422 schema or business-rule violation
+    │   └── TooManyRequests           429 over a rate limit (with Retry-After)
     └── ProviderError                 a call to Stripe, Shopify, HubSpot, Klaviyo... failed
         ├── RetryableProviderError    timeouts, 5xx, 429: try again later
         └── PermanentProviderError    4xx, rejected: never retry
@@ -100,6 +101,17 @@ class ValidationFailed(ApiError):
 
     status = 422
     default_code = "validation_failed"
+
+
+class TooManyRequests(ApiError):
+    """Too many requests (or failed authentications) from one address or for one key."""
+
+    status = 429
+    default_code = "rate_limited"
+
+    def __init__(self, message: str, retry_after: int, code: str | None = None):
+        super().__init__(message, code)
+        self.retry_after = retry_after
 
 
 class ProviderError(ReferflowError):

@@ -8,7 +8,7 @@ from typing import Any
 from flask import Blueprint, current_app, request
 
 from referflow.actions import ingress
-from referflow.api.operations import PUBLIC, Caller, db_session, operation
+from referflow.api.operations import PUBLIC, Caller, db_session, limit_public, operation
 from referflow.domain.timeutil import to_rfc3339
 from referflow.errors import UnsupportedMediaType
 from referflow.providers.ingress import Delivery
@@ -30,6 +30,7 @@ def _receiver(provider: str, operation_id: str, name: str) -> None:
                tag="ingress", response="ingress-receipt",
                summary=f"Receive {name} webhooks for a program (verified by {name}'s signature)")
     def receive(caller: Caller, body: None, program_id: str) -> dict[str, Any]:
+        limit_public("ingress")  # before the signature check: forged floods stop here
         return ingress.receive(db_session(), program_id, provider, _delivery())
 
     receive.__name__ = f"receive_{provider}"

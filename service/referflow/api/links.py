@@ -9,7 +9,7 @@ from flask import Blueprint, Response, current_app, redirect, request
 
 from referflow.actions import links
 from referflow.api import payloads
-from referflow.api.operations import PUBLIC, Caller, db_session, operation
+from referflow.api.operations import PUBLIC, Caller, db_session, limit_public, operation
 from referflow.domain.urls import is_http_url
 from referflow.errors import Conflict
 
@@ -47,6 +47,7 @@ def _advocate(advocate: Any) -> dict[str, Any]:
            status=302, query=("ch",),
            summary="The share URL: record a click and redirect to the landing page")
 def follow_link(caller: Caller, body: None, code: str) -> Response:
+    limit_public("public")
     secret = current_app.extensions["referflow"].settings.secret_key
     click, landing = links.record_click(db_session(), secret, code, request.args.get("ch"),
                                         request.remote_addr,

@@ -14,6 +14,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 from referflow.actions import idempotency
 from referflow.actions.common import Actor, ProgramContext
 from referflow.actions.programs import program_for_key
+from referflow.api.ratelimit import key_prefix
 from referflow.domain.hashing import sha256_hex
 from referflow.domain.program import ProgramConfig
 from referflow.errors import BadRequest, Unauthorized, UnsupportedMediaType
@@ -147,11 +148,35 @@ def bearer_token() -> str:
 
 
 def authenticate(auth: str) -> Caller:
-    """Authenticate the request for an operation's auth kind."""
+    """Authenticate the request for an operation's auth kind; failures are rate limited."""
     if auth == PUBLIC:
         return Caller(Actor("public"))
+    limits = current_app.extensions["referflow"].limits
+    address = ("ip", request.remote_addr or "-")
+    limits.refuse_if_over(limits.auth_failures, *address)
+    try:
+        token = bearer_token()
+    except Unauthorized:
+        limits.count(limits.auth_failures, *address)
+        raise
+    prefix = ("key", key_prefix(token))
+    limits.refuse_if_over(limits.auth_failures, *prefix)
+    try:
+        return _verify(auth, token)
+    except Unauthorized:
+        limits.count(limits.auth_failures, *address)
+        limits.count(limits.auth_failures, *prefix)
+        raise
+
+
+def limit_public(item_name: str, *keys: str) -> None:
+    """Count a public request against its per-address limit (429 when over)."""
+    limits = current_app.extensions["referflow"].limits
+    limits.take(getattr(limits, item_name), "ip", request.remote_addr or "-", *keys)
+
+
+def _verify(auth: str, token: str) -> Caller:
     services = current_app.extensions["referflow"]
-    token = bearer_token()
     if auth == ADMIN:
         if not hmac.compare_digest(token.encode(), services.settings.admin_token.encode()):
             raise Unauthorized("invalid admin token", code="invalid_credentials")
