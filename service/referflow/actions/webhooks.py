@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import base64
-import ipaddress
 import json
 import logging
 import random
 import secrets
-import socket
 import time
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
 from sqlalchemy import select
@@ -25,6 +22,7 @@ from referflow.actions.events import EVENT_TYPES
 from referflow.domain.codes import new_id
 from referflow.domain.timeutil import utcnow
 from referflow.errors import BadRequest, NotFound, ValidationFailed
+from referflow.providers import safe_http
 from referflow.storage import leases
 from referflow.storage.models import (
     DeliveryAttempt,
@@ -43,21 +41,8 @@ PENDING, SENDING, SUCCEEDED, FAILED = "pending", "sending", "succeeded", "failed
 
 
 def check_url(url: str, allow_private: bool) -> None:
-    """Refuse non-HTTP URLs and, unless allowed, hosts resolving to private/loopback/link-local."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValidationFailed("the webhook URL must be http(s) with a host", code="url_not_allowed")
-    if allow_private:
-        return
-    try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or 443, proto=socket.IPPROTO_TCP)
-    except (socket.gaierror, UnicodeError) as exc:
-        raise ValidationFailed(f"cannot resolve {parts.hostname}", code="url_not_allowed") from exc
-    for info in infos:
-        ip = ipaddress.ip_address(info[4][0].split("%")[0])
-        if not ip.is_global or ip.is_multicast:
-            raise ValidationFailed(f"{parts.hostname} resolves to a non-public address",
-                                   code="url_not_allowed")
+    """Refuse a URL the sender would refuse: malformed, ambiguous, or (unless allowed) not public."""
+    safe_http.check(url, allow_private)
 
 
 def create_subscription(session: Session, ctx: ProgramContext, body: dict[str, Any],
@@ -155,14 +140,14 @@ def _post(sub: WebhookSubscription, delivery: WebhookDelivery, event: OutboxEven
     body = json.dumps(event.payload, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
     started = time.monotonic()
     try:
-        check_url(sub.url, allow_private)  # again at send time: DNS may have changed
         timestamp = utcnow()
         headers = {"content-type": "application/json; charset=utf-8",
                    "user-agent": "referflow-webhooks/1",
                    "webhook-id": delivery.id, "webhook-timestamp": str(int(timestamp.timestamp())),
                    "webhook-signature": Webhook(sub.secret).sign(delivery.id, timestamp, body)}
-        response = requests.post(sub.url, data=body.encode("utf-8"), headers=headers, timeout=TIMEOUT,
-                                 allow_redirects=False)
+        # Checked again at send time (DNS may have changed), and the connection goes to exactly
+        # the address this check resolved: a refused URL is a failed attempt, not an exception.
+        response = safe_http.post(sub.url, body.encode("utf-8"), headers, TIMEOUT, allow_private)
         return response.status_code, None, int((time.monotonic() - started) * 1000)
     except (requests.RequestException, ValidationFailed) as exc:
         return None, f"{type(exc).__name__}: {str(exc)[:200]}", int((time.monotonic() - started) * 1000)
