@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from referflow.contract import SchemaStore
+from referflow.errors import ValidationFailed
 
 # JSON Schema type (and format) of a request property -> the spec field type it maps to.
 FIELD_TYPES = {("string", None): "string", ("string", "date-time"): "datetime",
@@ -31,6 +32,9 @@ def load_specs(directory: Path | None = None) -> list[dict[str, Any]]:
     for path in sorted((directory or specs_dir()).glob("*.json")):
         spec = json.loads(path.read_text())
         store.validate("node-spec.schema", spec)
+        if spec["name"] != path.stem:  # generated files name node_specs/<name>.json as their source
+            message = f"{spec['name']!r} must match the file name {path.name!r}"
+            raise ValidationFailed(f"/name: {message}", errors=[{"path": "/name", "message": message}])
         specs.append(spec)
     return specs
 
