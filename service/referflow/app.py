@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from typing import Any
 
 from flask import Flask, g
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -14,20 +12,9 @@ from referflow.api.keycache import KeyCache
 from referflow.api.ratelimit import RateLimits
 from referflow.config import Settings
 from referflow.contract import SchemaStore
+from referflow.jobs import runner
+from referflow.services import Services
 from referflow.storage.db import Database
-
-
-@dataclass
-class Services:
-    """The shared clients of one app, kept in ``app.extensions["referflow"]``."""
-
-    settings: Settings
-    db: Database
-    schemas: SchemaStore
-    keys: KeyCache
-    limits: RateLimits | None = None  # the API's rate limits (web processes only)
-    jobs: Any = None  # the in-process ticker (embedded default) or None
-    queue: Any = None  # where jobs run: InlineQueue, or RqQueue in a worker
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -43,8 +30,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["referflow"] = services
     app.teardown_appcontext(_close_session)
     api.init_app(app)
-    from referflow.jobs import runner
-
     services.jobs = runner.init_app(app)
     logging.getLogger("referflow").setLevel(logging.INFO)
     return app

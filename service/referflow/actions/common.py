@@ -13,6 +13,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from referflow import serialize
 from referflow.actions.events import emit, referral_event_types
+from referflow.domain import referral as states
 from referflow.domain.program import ProgramConfig
 from referflow.domain.timeutil import utcnow
 from referflow.errors import Conflict, NotFound
@@ -109,8 +110,10 @@ def record(
 
 def move(session: Session, ctx: ProgramContext, referral: Referral, status: str, action: str,
          actor: Actor, **kwargs: Any) -> None:
-    """Set a referral's status and record the change."""
+    """Set a referral's status and record the change; a move the state table forbids is refused."""
     before = referral.status
+    if not states.can_move(before, status):
+        raise Conflict(f"a {before} referral cannot become {status}", code="invalid_transition")
     referral.status = status
     referral.updated_at = utcnow()
     record(session, ctx, referral, action, actor, from_status=before, **kwargs)

@@ -111,6 +111,27 @@ def _create_referral(session: Session, ctx: ProgramContext, body: dict[str, Any]
     return referral
 
 
+def apply_late_signal(session: Session, ctx: ProgramContext, referral: Referral,
+                      signal: fraud.Signal, actor: Actor) -> str:
+    """Judge a signal raised after the claim by the program's review policy, as at claim time.
+
+    ``allow`` records it; ``review`` and ``reject`` move a pending or held referral on. A referral
+    already past approval is not moved: its signal is recorded for the audit.
+    """
+    decided = fraud.verdict([signal], ctx.config.review)
+    referral.reasons = [*referral.reasons, signal]
+    data = {"verdict": decided}
+    if decided == fraud.ALLOW or referral.status not in (states.PENDING, states.HELD):
+        record(session, ctx, referral, "signal_after_claim", actor, from_status=referral.status,
+               reasons=[signal], data=data)
+        return decided
+    target = VERDICT_STATUS[decided]
+    if target == states.IN_REVIEW:
+        referral.review_deadline = utcnow() + timedelta(hours=ctx.config.review.deadline_hours)
+    move(session, ctx, referral, target, "signal_after_claim", actor, reasons=[signal], data=data)
+    return decided
+
+
 def _first_time(session: Session, ctx: ProgramContext, source: str, event_id: str,
                 referral_id: str | None) -> bool:
     """Record an external event id; False when it was already recorded (a duplicate)."""

@@ -17,6 +17,7 @@ from referflow.domain.codes import new_id
 from referflow.domain.timeutil import utcnow
 from referflow.errors import PermanentProviderError, RetryableProviderError
 from referflow.providers import issuers
+from referflow.services import Services
 from referflow.storage import leases
 from referflow.storage.models import Advocate, Referral, Reward
 
@@ -40,7 +41,7 @@ def due_rewards(session: Session, now: datetime, limit: int = 200) -> list[tuple
     return leases.due(session, Reward, now, ISSUING, limit)
 
 
-def issue_reward(session: Session, services: Any, reward_id: str) -> str | None:
+def issue_reward(session: Session, services: Services, reward_id: str) -> str | None:
     """Issue one reward through its issuer; record the result; schedule a retry on outage."""
     now = utcnow()
     settings = services.settings
@@ -62,7 +63,7 @@ def issue_reward(session: Session, services: Any, reward_id: str) -> str | None:
     return _issued(session, ctx, reward, referral, announce=True)
 
 
-def _issuer(session: Session, services: Any, reward: Reward) -> issuers.RewardIssuer:
+def _issuer(session: Session, services: Services, reward: Reward) -> issuers.RewardIssuer:
     from referflow.actions.providers import credentials
 
     settings = services.settings

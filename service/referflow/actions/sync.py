@@ -22,6 +22,7 @@ from referflow.domain.emails import normalise_email
 from referflow.domain.hashing import keyed_hash
 from referflow.domain.timeutil import utcnow
 from referflow.errors import PermanentProviderError, RetryableProviderError
+from referflow.services import Services
 from referflow.storage import leases
 from referflow.storage.models import (
     Advocate,
@@ -60,7 +61,7 @@ def due_tasks(session: Session, now: datetime) -> list[tuple[int, str]]:
     return leases.due(session, SyncTask, now, WORKING)
 
 
-def run(session: Session, services: Any, task_id: int) -> str | None:
+def run(session: Session, services: Services, task_id: int) -> str | None:
     """Push one fact to one provider; skip suppressed or over-asked people; retry outages."""
     now = utcnow()
     task = leases.take(session, SyncTask, task_id, now, services.settings.job_lease_seconds,
@@ -152,7 +153,7 @@ def _event_properties(event: OutboxEvent) -> dict[str, Any]:
     return {"referral_id": data.get("referral", {}).get("id")}
 
 
-def _send(session: Session, services: Any, task: SyncTask, event: OutboxEvent, email: str,
+def _send(session: Session, services: Services, task: SyncTask, event: OutboxEvent, email: str,
           props: dict[str, Any]) -> None:
     from referflow.actions.providers import credentials
 

@@ -16,11 +16,15 @@ REWARDED = "rewarded"
 REVERSED = "reversed"
 STATUSES = (PENDING, IN_REVIEW, REJECTED, HELD, APPROVED, REWARDED, REVERSED)
 
-# Which status may follow which. Anything else is a conflict.
+# Which status may follow which; every status change is checked against this table (move()).
+# Anything else is a conflict.
 TRANSITIONS: dict[str, frozenset[str]] = {
     PENDING: frozenset({HELD, APPROVED, IN_REVIEW, REJECTED, REVERSED}),
     IN_REVIEW: frozenset({PENDING, HELD, APPROVED, REJECTED, REVERSED}),
-    HELD: frozenset({APPROVED, REVERSED}),
+    # HELD -> HELD: a monthly cap defers the approval to next month (cap_deferred);
+    # HELD -> REJECTED: the cap's policy is reject (cap_rejected);
+    # HELD -> IN_REVIEW: a signal raised after qualifying (same card) asks a person first.
+    HELD: frozenset({HELD, APPROVED, REJECTED, IN_REVIEW, REVERSED}),
     APPROVED: frozenset({REWARDED, REVERSED}),
     REWARDED: frozenset({REVERSED}),
     REJECTED: frozenset(),

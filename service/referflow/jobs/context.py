@@ -2,27 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
+from referflow.config import Settings
+from referflow.services import Services
 
-_services: Any = None
+_services: Services | None = None
 
 
-def use(services: Any) -> None:
+def use(services: Services) -> None:
     """Set the services of this process (the in-process runner passes the app's)."""
     global _services
     _services = services
 
 
-def services() -> Any:
+def services() -> Services:
     """Return this process's services, building them from the environment on first use."""
     global _services
     if _services is None:
-        from referflow.api.keycache import KeyCache
-        from referflow.app import Services
-        from referflow.config import Settings
-        from referflow.contract import SchemaStore
-        from referflow.storage.db import Database
-
-        settings = Settings.from_env()
-        _services = Services(settings, Database(settings.database_url), SchemaStore(), KeyCache())
+        _services = Services.from_settings(Settings.from_env())
     return _services

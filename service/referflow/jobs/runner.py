@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any
 
 from flask import Flask
 
@@ -19,19 +18,20 @@ from referflow.actions.webhooks import due_work
 from referflow.domain.timeutil import utcnow
 from referflow.jobs import context
 from referflow.jobs.queue import InlineQueue, JobQueue
+from referflow.services import Services
 
 log = logging.getLogger("referflow.jobs")
 PRUNE_EVERY_SECONDS = 300
 
 
-def sweep(services: Any) -> int:
+def sweep(services: Services) -> int:
     """Run the periodic state changes once; return how many referrals moved."""
     secret = services.settings.secret_key
     with services.db.session() as session:
         return release_due_holds(session, secret) + resolve_expired_reviews(session, secret)
 
 
-def dispatch(services: Any, queue: JobQueue) -> int:
+def dispatch(services: Services, queue: JobQueue) -> int:
     """Hand undone outbox events, due deliveries and due rewards to the queue; return how many."""
     from referflow.actions.ingress import due_inbound
     from referflow.actions.rewards import due_rewards
@@ -65,13 +65,13 @@ def dispatch(services: Any, queue: JobQueue) -> int:
     return len(outbox) + len(deliveries) + len(rewards) + len(inbound) + len(syncs)
 
 
-def tick(services: Any, queue: JobQueue) -> None:
+def tick(services: Services, queue: JobQueue) -> None:
     """Run one round of periodic work."""
     sweep(services)
     dispatch(services, queue)
 
 
-def prune_expired(services: Any) -> dict[str, int]:
+def prune_expired(services: Services) -> dict[str, int]:
     """Prune one batch of data older than the retention period (REFERFLOW_RETENTION_DAYS)."""
     from referflow.actions.retention import prune
 
@@ -82,7 +82,7 @@ def prune_expired(services: Any) -> dict[str, int]:
 class Ticker:
     """Runs ``tick`` in a daemon thread every ``interval`` seconds until stopped."""
 
-    def __init__(self, services: Any, queue: JobQueue, interval: float):
+    def __init__(self, services: Services, queue: JobQueue, interval: float):
         self.services, self.queue, self.interval = services, queue, interval
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
