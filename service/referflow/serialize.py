@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from referflow.domain.timeutil import to_rfc3339, utcnow
-from referflow.storage.models import GiftCard, Referral, ReferralHistory
+from referflow.storage.models import GiftCard, GiftCardStatus, Referral, ReferralHistory
 
 
 def referral(row: Referral, history: list[ReferralHistory] | None = None,
@@ -47,7 +47,7 @@ def history_entry(h: ReferralHistory) -> dict[str, Any]:
 def gift_card(row: GiftCard) -> dict[str, Any]:
     """Dump a gift card; an active card past its expiry shows as expired."""
     status = row.status
-    if status == "active" and row.expires_at <= utcnow():
+    if status == GiftCardStatus.ACTIVE and row.expires_at <= utcnow():
         status = "expired"
     return {"id": row.id, "code": row.code, "amount": row.amount, "balance": row.balance,
             "currency": row.currency, "status": status, "expires_at": to_rfc3339(row.expires_at),

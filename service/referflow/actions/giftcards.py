@@ -26,9 +26,9 @@ from referflow.domain.codes import new_gift_card_code, new_id, normalise_code
 from referflow.domain.program import REWARD_SIDES
 from referflow.domain.timeutil import utcnow
 from referflow.errors import Conflict, NotFound, ValidationFailed
-from referflow.storage.models import GiftCard, GiftCardEntry, Referral
+from referflow.storage.models import GiftCard, GiftCardEntry, GiftCardStatus, Referral
 
-ACTIVE, REDEEMED, VOIDED = "active", "redeemed", "voided"
+ACTIVE, REDEEMED, VOIDED = GiftCardStatus.ACTIVE, GiftCardStatus.REDEEMED, GiftCardStatus.VOIDED
 
 
 def issue_gift_card(session: Session, ctx: ProgramContext, body: dict[str, Any],

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import random
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,10 +18,11 @@ from referflow.errors import PermanentProviderError, RetryableProviderError
 from referflow.providers import issuers
 from referflow.services import Services
 from referflow.storage import leases
-from referflow.storage.models import Advocate, Referral, Reward
+from referflow.storage.models import Advocate, Referral, Reward, RewardStatus
 
 log = logging.getLogger("referflow.rewards")
-PENDING, ISSUING, ISSUED, FAILED = "pending", "issuing", "issued", "failed"
+PENDING, ISSUING, ISSUED, FAILED = (RewardStatus.PENDING, RewardStatus.ISSUING,
+                                    RewardStatus.ISSUED, RewardStatus.FAILED)
 BACKOFF = (10, 60, 300, 1800, 7200, 21600, 43200)
 
 
@@ -103,8 +103,8 @@ def _issue_on_ledger(session: Session, ctx: ProgramContext, reward: Reward,
 
 def _issued(session: Session, ctx: ProgramContext, reward: Reward, referral: Referral,
             announce: bool) -> str:
-    reward.status, reward.issued_at, reward.lease_until = ISSUED, utcnow(), None
-    reward.attempts += 1
+    reward.issued_at = utcnow()
+    leases.settle(reward, ISSUED)
     if announce:  # the ledger's issue_gift_card announces its own cards and completes the referral
         emit(session, ctx.id, "reward.issued", {
             "issuer": reward.issuer, "reward": _dump(reward),
@@ -132,18 +132,16 @@ def _dump(reward: Reward) -> dict[str, Any]:
 
 def _retry(session: Session, reward: Reward, error: str, retry_after: float | None,
            now: datetime) -> str:
-    reward.attempts += 1
-    wait = retry_after or BACKOFF[min(reward.attempts, len(BACKOFF)) - 1]
-    reward.status, reward.lease_until, reward.last_error = PENDING, None, error[:500]
-    reward.next_attempt_at = now + timedelta(seconds=wait * random.uniform(0.9, 1.1))  # noqa: S311
+    reward.last_error = error[:500]
+    leases.retry_later(reward, now, BACKOFF, retry_after)
     session.commit()
     log.warning("reward %s: provider unavailable, retrying", reward.id)
     return PENDING
 
 
 def _fail(session: Session, ctx: ProgramContext, reward: Reward, error: str) -> str:
-    reward.attempts += 1
-    reward.status, reward.lease_until, reward.last_error = FAILED, None, error[:500]
+    reward.last_error = error[:500]
+    leases.settle(reward, FAILED)
     emit(session, ctx.id, "reward.failed", {
         "reward_id": reward.id, "referral_id": reward.referral_id, "side": reward.side,
         "issuer": reward.issuer, "amount": reward.amount, "currency": reward.currency,

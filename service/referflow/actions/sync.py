@@ -9,7 +9,6 @@ nobody gets more than ``messaging.max_messages_per_week``: skipped tasks record 
 
 from __future__ import annotations
 
-import random
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -30,10 +29,11 @@ from referflow.storage.models import (
     ProviderConfig,
     Referral,
     Suppression,
+    SyncStatus,
     SyncTask,
 )
 
-WORKING, SENT, SKIPPED, FAILED = "sending", "sent", "skipped", "failed"
+WORKING, SENT, SKIPPED, FAILED = SyncStatus.SENDING, SyncStatus.SENT, SyncStatus.SKIPPED, SyncStatus.FAILED
 MESSAGES = {"advocate.link_created": "Referral Link Created",
             "referral.approved": "Referral Approved", "reward.issued": "Reward Issued",
             "referral.rejected": "Referral Declined"}
@@ -82,10 +82,8 @@ def run(session: Session, services: Services, task_id: int) -> str | None:
     try:
         _send(session, services, task, event, email, props)
     except RetryableProviderError as exc:
-        task.attempts += 1
-        task.status, task.lease_until, task.outcome = leases.PENDING, None, {"error": str(exc)}
-        wait = exc.retry_after or BACKOFF[min(task.attempts, len(BACKOFF)) - 1]
-        task.next_attempt_at = now + timedelta(seconds=wait * random.uniform(0.9, 1.1))  # noqa: S311
+        task.outcome = {"error": str(exc)}
+        leases.retry_later(task, now, BACKOFF, exc.retry_after)
         session.commit()
         return leases.PENDING
     except PermanentProviderError as exc:
@@ -108,8 +106,8 @@ def _refusal(session: Session, ctx: ProgramContext, task: SyncTask, now: datetim
 
 
 def _finish(session: Session, task: SyncTask, status: str, outcome: dict[str, Any]) -> str:
-    task.attempts += 1
-    task.status, task.lease_until, task.outcome = status, None, outcome
+    task.outcome = outcome
+    leases.settle(task, status)
     session.commit()
     return status
 

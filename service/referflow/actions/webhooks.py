@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import random
 import secrets
 import time
 from datetime import datetime, timedelta
@@ -26,6 +25,7 @@ from referflow.providers import safe_http
 from referflow.storage import leases
 from referflow.storage.models import (
     DeliveryAttempt,
+    DeliveryStatus,
     OutboxEvent,
     WebhookDelivery,
     WebhookSubscription,
@@ -37,7 +37,8 @@ log = logging.getLogger("referflow.webhooks")
 BACKOFF = (5, 300, 1800, 7200, 18000, 36000, 36000, 72000, 86400)
 DISABLE_AFTER = timedelta(days=3)
 TIMEOUT = (3.05, 10)
-PENDING, SENDING, SUCCEEDED, FAILED = "pending", "sending", "succeeded", "failed"
+PENDING, SENDING, SUCCEEDED, FAILED = (DeliveryStatus.PENDING, DeliveryStatus.SENDING,
+                                       DeliveryStatus.SUCCEEDED, DeliveryStatus.FAILED)
 
 
 def check_url(url: str, allow_private: bool) -> None:
@@ -161,25 +162,27 @@ def _retry_or_give_up(session: Session, sub: WebhookSubscription, delivery: Webh
         sub.active = False
         sub.disabled_reason = f"failing since {sub.failing_since.isoformat()}; disabled"
         log.warning("webhook subscription %s disabled after failing for days", sub.id)
-    attempt = delivery.attempts + 1
-    if attempt > len(BACKOFF) or not sub.active:
+    if delivery.attempts + 1 > len(BACKOFF) or not sub.active:
         return _finish(session, delivery, FAILED, status_code, error or f"HTTP {status_code}", elapsed)
-    wait = BACKOFF[attempt - 1] * random.uniform(0.9, 1.1)  # noqa: S311 (jitter, not crypto)
-    delivery.next_attempt_at = now + timedelta(seconds=wait)
-    return _finish(session, delivery, PENDING, status_code, error or f"HTTP {status_code}", elapsed)
+    leases.retry_later(delivery, now, BACKOFF)
+    return _record(session, delivery, status_code, error or f"HTTP {status_code}", elapsed)
 
 
 def _finish(session: Session, delivery: WebhookDelivery, status: str, status_code: int | None,
             error: str | None, elapsed: int) -> str:
-    delivery.attempts += 1
-    delivery.status, delivery.last_status_code, delivery.last_error = status, status_code, error
-    delivery.lease_until = None
+    leases.settle(delivery, status)
     if status == SUCCEEDED:
         delivery.delivered_at = utcnow()
+    return _record(session, delivery, status_code, error, elapsed)
+
+
+def _record(session: Session, delivery: WebhookDelivery, status_code: int | None,
+            error: str | None, elapsed: int) -> str:
+    delivery.last_status_code, delivery.last_error = status_code, error
     session.add(DeliveryAttempt(delivery_id=delivery.id, at=utcnow(), status_code=status_code,
                                 error=error, duration_ms=elapsed))
     session.commit()
-    return status
+    return delivery.status
 
 
 def replay(session: Session, ctx: ProgramContext, delivery_id: str) -> WebhookDelivery:

@@ -4,17 +4,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 from referflow.domain.program import ProgramConfig
 
-PENDING = "pending"
-IN_REVIEW = "in_review"
-REJECTED = "rejected"
-HELD = "held"
-APPROVED = "approved"
-REWARDED = "rewarded"
-REVERSED = "reversed"
-STATUSES = (PENDING, IN_REVIEW, REJECTED, HELD, APPROVED, REWARDED, REVERSED)
+
+class ReferralStatus(StrEnum):
+    """Where a referral is in its life (stored as the value)."""
+
+    PENDING = "pending"
+    IN_REVIEW = "in_review"
+    REJECTED = "rejected"
+    HELD = "held"
+    APPROVED = "approved"
+    REWARDED = "rewarded"
+    REVERSED = "reversed"
+
+
+PENDING, IN_REVIEW, REJECTED = ReferralStatus.PENDING, ReferralStatus.IN_REVIEW, ReferralStatus.REJECTED
+HELD, APPROVED = ReferralStatus.HELD, ReferralStatus.APPROVED
+REWARDED, REVERSED = ReferralStatus.REWARDED, ReferralStatus.REVERSED
+STATUSES = tuple(ReferralStatus)
 
 # Which status may follow which; every status change is checked against this table (move()).
 # Anything else is a conflict.

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import random
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-PENDING = "pending"
+PENDING = "pending"  # every leased family (DeliveryStatus, RewardStatus, SyncStatus) shares it
 
 
 def take(session: Session, model: Any, row_id: Any, now: datetime, seconds: float,
@@ -38,3 +40,21 @@ def due(session: Session, model: Any, now: datetime, working: str,
 def generation(attempts: int, lease_until: datetime | None) -> str:
     """Return a job-id suffix that changes whenever the work item's state does."""
     return f"{attempts}-{int(lease_until.timestamp()) if lease_until else 0}"
+
+
+def settle(row: Any, status: str) -> None:
+    """Count the attempt and release the lease with the row's new status (caller commits)."""
+    row.attempts += 1
+    row.status, row.lease_until = status, None
+
+
+def retry_later(row: Any, now: datetime, schedule: Sequence[float],
+                retry_after: float | None = None) -> None:
+    """Count the attempt, release the lease and make the row due again after its backoff.
+
+    The wait is the provider's Retry-After when it gave one, else the schedule's entry for this
+    attempt (the last one repeats), with +-10% jitter so retries of one outage spread out.
+    """
+    settle(row, PENDING)
+    wait = retry_after or schedule[min(row.attempts, len(schedule)) - 1]
+    row.next_attempt_at = now + timedelta(seconds=wait * random.uniform(0.9, 1.1))  # noqa: S311

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -18,6 +19,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from referflow.domain.referral import ReferralStatus
 from referflow.domain.timeutil import utcnow
 from referflow.storage.types import BigIntPK, UTCDateTime
 
@@ -175,6 +177,7 @@ class Referral(Base):
     """A friend referred by an advocate, and where that referral stands."""
 
     __tablename__ = "referrals"
+    statuses = ReferralStatus  # the family of ``status`` (decided in domain/referral.py)
     __table_args__ = (
         UniqueConstraint("program_id", "friend_external_id"),
         Index(None, "advocate_id", "created_at"),
@@ -241,6 +244,14 @@ class ProcessedEvent(Base):
     event_id: Mapped[str] = mapped_column(String(255))
     referral_id: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(default=_now)
+
+
+class GiftCardStatus(StrEnum):
+    """A ledger gift card: spendable, used up, or voided (reversal, erasure)."""
+
+    ACTIVE = "active"
+    REDEEMED = "redeemed"
+    VOIDED = "voided"
 
 
 class GiftCard(Base):
@@ -326,6 +337,15 @@ class WebhookSubscription(Base):
     deleted_at: Mapped[datetime | None]
 
 
+class DeliveryStatus(StrEnum):
+    """An outbound webhook delivery: waiting, being sent (leased), delivered, given up."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
 class WebhookDelivery(Base):
     """One event to one subscription; retried with backoff until delivered or given up."""
 
@@ -359,6 +379,15 @@ class DeliveryAttempt(Base):
     status_code: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(String(500))
     duration_ms: Mapped[int] = mapped_column(Integer)
+
+
+class RewardStatus(StrEnum):
+    """A reward: waiting, being issued (leased), issued, refused by the provider."""
+
+    PENDING = "pending"
+    ISSUING = "issuing"
+    ISSUED = "issued"
+    FAILED = "failed"
 
 
 class Reward(Base):
@@ -397,6 +426,16 @@ class ProviderConfig(Base):
     credentials: Mapped[dict[str, Any]] = mapped_column(default=dict)
     settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
     updated_at: Mapped[datetime] = mapped_column(default=_now)
+
+
+class InboundStatus(StrEnum):
+    """A provider event: to do, waiting for what it needs, done, done with nothing to do, given up."""
+
+    PENDING = "pending"
+    WAITING = "waiting"
+    PROCESSED = "processed"
+    IGNORED = "ignored"
+    EXPIRED = "expired"
 
 
 class InboundEvent(Base):
@@ -447,6 +486,16 @@ class Suppression(Base):
     reason: Mapped[str] = mapped_column(String(100))
     source: Mapped[str] = mapped_column(String(40))
     created_at: Mapped[datetime] = mapped_column(default=_now)
+
+
+class SyncStatus(StrEnum):
+    """A push to Klaviyo or HubSpot: to do, being sent (leased), sent, skipped (why), refused."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    SKIPPED = "skipped"
+    FAILED = "failed"
 
 
 class SyncTask(Base):
