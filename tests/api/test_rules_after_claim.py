@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import inspect, select, text, update
 
-from referflow.actions.referrals import release_due_holds
+from referflow.actions.lifecycle import release_due_holds
 from referflow.actions.reviews import resolve_expired_reviews
 from referflow.storage.models import Referral, ReferralHistory
 from tests.conftest import PROGRAM_CONFIG, make_program

@@ -14,13 +14,12 @@ from referflow.actions.common import (
     Actor,
     ProgramContext,
     get_referral_row,
-    move,
     retry_on_concurrent_update,
     reward_recipient,
 )
 from referflow.actions.events import emit
+from referflow.actions.lifecycle import committed_amounts, complete_if_paid, release_if_due
 from referflow.actions.links import get_advocate
-from referflow.actions.referrals import release_if_due
 from referflow.domain import referral as states
 from referflow.domain.codes import new_gift_card_code, new_id, normalise_code
 from referflow.domain.program import REWARD_SIDES
@@ -44,14 +43,6 @@ def issue_gift_card(session: Session, ctx: ProgramContext, body: dict[str, Any],
     except IntegrityError:
         session.rollback()  # a concurrent call issued the same side first
         return _issue_for_referral(session, ctx, body, actor)
-
-
-def committed_amounts(ctx: ProgramContext, referral: Referral) -> dict[str, int]:
-    """Return each side's reward amount as committed at approval (config for older rows)."""
-    committed = {"advocate": referral.advocate_reward, "friend": referral.friend_reward}
-    return {side: amount if amount is not None else
-            (ctx.config.reward_for(side).amount if ctx.config.reward_for(side).monetary else 0)
-            for side, amount in committed.items()}
 
 
 def _sides(amounts: dict[str, int], requested: str | None) -> list[str]:
@@ -85,24 +76,12 @@ def _issue_for_referral(session: Session, ctx: ProgramContext, body: dict[str, A
                              referral_id=referral.id, advocate_id=owner,
                              reference=body.get("note"))
         cards.append(card)
-    _mark_rewarded_when_complete(session, ctx, referral, amounts, actor)
+    paid = {c.side: {"id": c.id, "side": c.side, "issuer": "ledger", "amount": c.amount,
+                    "currency": c.currency, "external_id": c.id} for c in session.scalars(
+        select(GiftCard).where(GiftCard.referral_id == referral.id))}
+    complete_if_paid(session, ctx, referral, actor, paid)
     session.commit()
     return cards
-
-
-def _mark_rewarded_when_complete(session: Session, ctx: ProgramContext, referral: Referral,
-                                 amounts: dict[str, int], actor: Actor) -> None:
-    if referral.status != states.APPROVED:
-        return
-    issued = {c.side: c for c in session.scalars(
-        select(GiftCard).where(GiftCard.referral_id == referral.id))}
-    if all(side in issued for side in REWARD_SIDES if amounts[side] > 0):
-        perks = {side: ctx.config.reward_for(side).perk for side in REWARD_SIDES
-                 if ctx.config.reward_for(side).type == "non_cash"}
-        move(session, ctx, referral, states.REWARDED, "rewarded", actor, data={
-            "gift_cards": {side: {"id": c.id, "amount": c.amount, "currency": c.currency}
-                           for side, c in issued.items()},
-            "non_cash": perks})
 
 
 def _issue_goodwill(session: Session, ctx: ProgramContext, body: dict[str, Any],

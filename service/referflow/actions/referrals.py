@@ -8,29 +8,28 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.exc import StaleDataError
 
-from referflow.actions.approval import approve, flag_advocate
 from referflow.actions.common import (
-    SYSTEM,
     Actor,
     ProgramContext,
     get_referral_row,
-    load_program,
+    history_of,
     move,
     reason,
     record,
     retry_on_concurrent_update,
 )
 from referflow.actions.eligibility import claim_facts, marks_of, save_marks
+from referflow.actions.giftcards import void_referral_cards
 from referflow.actions.ingress import wake
+from referflow.actions.lifecycle import enter_hold_or_approve, flag_advocate, release_if_due
 from referflow.domain import fraud
 from referflow.domain import referral as states
 from referflow.domain.codes import new_id, normalise_code
 from referflow.domain.timeutil import parse_rfc3339, to_rfc3339, utcnow
 from referflow.errors import Conflict, NotFound
 from referflow.storage.locks import serialise_on
-from referflow.storage.models import Advocate, Click, ProcessedEvent, Referral, ReferralCode
+from referflow.storage.models import Advocate, Click, ProcessedEvent, Referral, ReferralCode, ReferralHistory
 
 VERDICT_STATUS = {fraud.REJECT: states.REJECTED, fraud.REVIEW: states.IN_REVIEW,
                   fraud.ALLOW: states.PENDING}
@@ -189,6 +188,14 @@ def _find_for_event(session: Session, ctx: ProgramContext, body: dict[str, Any])
     return referral_of_friend(session, ctx, body["friend_external_id"])
 
 
+def read_referral(session: Session, ctx: ProgramContext,
+                  referral_id: str) -> tuple[Referral, list[ReferralHistory]]:
+    """Return a referral (its due hold released on read) and its history."""
+    referral = get_referral_row(session, ctx, referral_id)
+    release_if_due(session, ctx, referral)
+    return referral, history_of(session, referral.id)
+
+
 def referral_of_friend(session: Session, ctx: ProgramContext, friend_id: str) -> Referral:
     """Return the referral of a friend (by external id), or raise NotFound."""
     referral = _referral_of_friend(session, ctx, friend_id)
@@ -206,24 +213,10 @@ def _store_qualification(referral: Referral, facts: dict[str, Any], occurred_at:
     referral.hold_until = hold_until
 
 
-def enter_hold_or_approve(session: Session, ctx: ProgramContext, referral: Referral, actor: Actor,
-                          action: str, data: dict[str, Any]) -> None:
-    """Move a qualified referral on: held until its hold ends, or approved when it has ended."""
-    now = utcnow()
-    if referral.hold_until is not None and referral.hold_until > now:
-        move(session, ctx, referral, states.HELD, action, actor, data={
-            **data, "hold_days": ctx.config.hold_days,
-            "hold_until": to_rfc3339(referral.hold_until)})
-    else:
-        approve(session, ctx, referral, actor, action, now, data)
-
-
 @retry_on_concurrent_update
 def reverse_referral(session: Session, ctx: ProgramContext, referral_id: str,
                      body: dict[str, Any], actor: Actor) -> Referral:
     """Reverse a referral after a refund or chargeback; void unredeemed rewards, record the loss."""
-    from referflow.actions.giftcards import void_referral_cards
-
     referral = get_referral_row(session, ctx, referral_id)
     event = body.get("event")
     if event and not _first_time(session, ctx, "reverse", event["id"], referral.id):
@@ -256,34 +249,3 @@ def reverse_referral(session: Session, ctx: ProgramContext, referral_id: str,
     return referral
 
 
-def release_if_due(session: Session, ctx: ProgramContext, referral: Referral,
-                   now: datetime | None = None) -> bool:
-    """Approve a held referral whose hold has ended; safe to call from many places at once."""
-    now = now or utcnow()
-    if referral.status != states.HELD or referral.hold_until is None or referral.hold_until > now:
-        return False
-    approve(session, ctx, referral, SYSTEM, "hold_released", now,
-            {"hold_until": to_rfc3339(referral.hold_until)})
-    try:
-        session.commit()
-    except StaleDataError:  # someone else released (or reversed) it first
-        session.rollback()
-        session.refresh(referral)
-        return False
-    return referral.status == states.APPROVED
-
-
-def release_due_holds(session: Session, secret: str, now: datetime | None = None,
-                      limit: int = 500) -> int:
-    """Approve every held referral whose hold has ended; idempotent, returns how many moved."""
-    now = now or utcnow()
-    due = list(session.scalars(select(Referral).where(
-        Referral.status == states.HELD, Referral.hold_until <= now)
-        .order_by(Referral.hold_until).limit(limit)))
-    contexts: dict[str, ProgramContext] = {}
-    released = 0
-    for referral in due:
-        if referral.program_id not in contexts:
-            contexts[referral.program_id] = load_program(session, referral.program_id, secret)
-        released += release_if_due(session, contexts[referral.program_id], referral, now)
-    return released

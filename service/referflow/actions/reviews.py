@@ -19,7 +19,7 @@ from referflow.actions.common import (
     reason,
     retry_on_concurrent_update,
 )
-from referflow.actions.referrals import enter_hold_or_approve
+from referflow.actions.lifecycle import enter_hold_or_approve
 from referflow.domain import referral as states
 from referflow.domain.timeutil import to_rfc3339, utcnow
 from referflow.errors import Conflict

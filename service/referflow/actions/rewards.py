@@ -9,10 +9,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from referflow.actions.common import SYSTEM, ProgramContext, load_program, move, reward_recipient
+from referflow.actions.common import SYSTEM, ProgramContext, load_program, reward_recipient
 from referflow.actions.events import emit
-from referflow.domain import referral as states
-from referflow.domain.codes import new_id
+from referflow.actions.giftcards import issue_gift_card
+from referflow.actions.lifecycle import complete_if_paid
 from referflow.domain.timeutil import utcnow
 from referflow.errors import PermanentProviderError, RetryableProviderError
 from referflow.providers import issuers
@@ -24,16 +24,6 @@ log = logging.getLogger("referflow.rewards")
 PENDING, ISSUING, ISSUED, FAILED = (RewardStatus.PENDING, RewardStatus.ISSUING,
                                     RewardStatus.ISSUED, RewardStatus.FAILED)
 BACKOFF = (10, 60, 300, 1800, 7200, 21600, 43200)
-
-
-def plan_rewards(session: Session, ctx: ProgramContext, referral: Referral, now: datetime) -> None:
-    """Queue one reward per paid side of an approved referral (auto-issue programs)."""
-    for side, amount in (("advocate", referral.advocate_reward), ("friend", referral.friend_reward)):
-        if amount:
-            session.add(Reward(id=new_id("rwd"), program_id=ctx.id, referral_id=referral.id,
-                               side=side, issuer=ctx.config.fulfilment.issuer, amount=amount,
-                               currency=ctx.config.currency, status=PENDING, next_attempt_at=now,
-                               created_at=now))
 
 
 def due_rewards(session: Session, now: datetime, limit: int = 200) -> list[tuple[str, str]]:
@@ -91,8 +81,6 @@ def _request(session: Session, ctx: ProgramContext, reward: Reward,
 
 def _issue_on_ledger(session: Session, ctx: ProgramContext, reward: Reward,
                      referral: Referral) -> str:
-    from referflow.actions.giftcards import issue_gift_card
-
     card = issue_gift_card(session, ctx, {"referral_id": referral.id, "side": reward.side},
                            SYSTEM)[0]
     reward = session.get(Reward, reward.id)  # the issue committed: reload ours
@@ -110,18 +98,11 @@ def _issued(session: Session, ctx: ProgramContext, reward: Reward, referral: Ref
             "issuer": reward.issuer, "reward": _dump(reward),
             "recipient": reward_recipient(session, reward.side, referral.id, referral.advocate_id)})
         session.flush()
-        _complete_if_all_issued(session, ctx, referral)
+        session.refresh(referral)
+        complete_if_paid(session, ctx, referral, SYSTEM, {r.side: _dump(r) for r in session.scalars(
+            select(Reward).where(Reward.referral_id == referral.id, Reward.status == ISSUED))})
     session.commit()
     return ISSUED
-
-
-def _complete_if_all_issued(session: Session, ctx: ProgramContext, referral: Referral) -> None:
-    statuses = set(session.scalars(select(Reward.status).where(Reward.referral_id == referral.id)))
-    session.refresh(referral)
-    if statuses == {ISSUED} and referral.status == states.APPROVED:
-        move(session, ctx, referral, states.REWARDED, "rewarded", SYSTEM,
-             data={"rewards": [_dump(r) for r in session.scalars(
-                 select(Reward).where(Reward.referral_id == referral.id))]})
 
 
 def _dump(reward: Reward) -> dict[str, Any]:

@@ -15,8 +15,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from referflow.actions.approval import approved_count
 from referflow.actions.common import ProgramContext, load_program
+from referflow.actions.lifecycle import approved_count
 from referflow.domain.emails import normalise_email
 from referflow.domain.hashing import keyed_hash
 from referflow.domain.timeutil import utcnow

@@ -7,7 +7,6 @@ from typing import Any
 from flask import Blueprint
 
 from referflow.actions import referrals
-from referflow.actions.common import get_referral_row, history_of
 from referflow.api import payloads
 from referflow.api.operations import Caller, db_session, operation
 
@@ -53,7 +52,4 @@ def reverse_referral_for_friend(caller: Caller, body: dict[str, Any]) -> dict[st
 @operation(bp, "getReferral", "GET", "/v1/referrals/<referral_id>",
            summary="Read a referral with its full history", response="referral")
 def get_referral(caller: Caller, body: None, referral_id: str) -> dict[str, Any]:
-    session = db_session()
-    referral = get_referral_row(session, caller.ctx, referral_id)
-    referrals.release_if_due(session, caller.ctx, referral)
-    return payloads.referral(referral, history_of(session, referral.id))
+    return payloads.referral(*referrals.read_referral(db_session(), caller.ctx, referral_id))

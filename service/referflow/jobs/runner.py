@@ -12,7 +12,7 @@ import time
 
 from flask import Flask
 
-from referflow.actions.referrals import release_due_holds
+from referflow.actions.lifecycle import release_due_holds
 from referflow.actions.reviews import resolve_expired_reviews
 from referflow.actions.webhooks import due_work
 from referflow.domain.timeutil import utcnow

@@ -1,4 +1,9 @@
-"""Approving a referral: monthly caps, the reward committed by tier, tier changes, flags."""
+"""The referral's life after the claim: hold, approval under the monthly caps, reward planning,
+tier changes, and completion ("rewarded" once every paid side has been paid).
+
+One home for these rules: the API's use cases (qualify, review, gift cards), the background
+sweep and the reward issuers all call these functions; none of them decides it again.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +12,17 @@ from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
 
-from referflow.actions.common import Actor, ProgramContext, move, reason
+from referflow.actions.common import SYSTEM, Actor, ProgramContext, load_program, move, reason
 from referflow.actions.events import emit
 from referflow.domain import referral as states
 from referflow.domain.calendar import month_start, next_month_start
-from referflow.domain.timeutil import to_rfc3339
+from referflow.domain.codes import new_id
+from referflow.domain.program import REWARD_SIDES
+from referflow.domain.timeutil import to_rfc3339, utcnow
 from referflow.storage.locks import serialise_on
-from referflow.storage.models import Advocate, AdvocateEvent, Program, Referral
+from referflow.storage.models import Advocate, AdvocateEvent, Program, Referral, Reward, RewardStatus
 
 COUNTED = (states.APPROVED, states.REWARDED)
 
@@ -43,8 +51,6 @@ def approve(session: Session, ctx: ProgramContext, referral: Referral, actor: Ac
     session.flush()
     _update_tier(session, ctx, advocate, now)
     if ctx.config.fulfilment.auto_issue:
-        from referflow.actions.rewards import plan_rewards
-
         plan_rewards(session, ctx, referral, now)
 
 
@@ -120,3 +126,81 @@ def flag_advocate(session: Session, ctx: ProgramContext, advocate_id: str, actor
     session.add(AdvocateEvent(advocate_id=advocate_id, program_id=ctx.id, at=now,
                               action="flagged", actor_type=actor.type, actor_id=actor.id,
                               data={"reason": why}))
+
+
+def enter_hold_or_approve(session: Session, ctx: ProgramContext, referral: Referral, actor: Actor,
+                          action: str, data: dict[str, Any]) -> None:
+    """Move a qualified referral on: held until its hold ends, or approved when it has ended."""
+    now = utcnow()
+    if referral.hold_until is not None and referral.hold_until > now:
+        move(session, ctx, referral, states.HELD, action, actor, data={
+            **data, "hold_days": ctx.config.hold_days,
+            "hold_until": to_rfc3339(referral.hold_until)})
+    else:
+        approve(session, ctx, referral, actor, action, now, data)
+
+
+def release_if_due(session: Session, ctx: ProgramContext, referral: Referral,
+                   now: datetime | None = None) -> bool:
+    """Approve a held referral whose hold has ended; safe to call from many places at once."""
+    now = now or utcnow()
+    if referral.status != states.HELD or referral.hold_until is None or referral.hold_until > now:
+        return False
+    approve(session, ctx, referral, SYSTEM, "hold_released", now,
+            {"hold_until": to_rfc3339(referral.hold_until)})
+    try:
+        session.commit()
+    except StaleDataError:  # someone else released (or reversed) it first
+        session.rollback()
+        session.refresh(referral)
+        return False
+    return referral.status == states.APPROVED
+
+
+def release_due_holds(session: Session, secret: str, now: datetime | None = None,
+                      limit: int = 500) -> int:
+    """Approve every held referral whose hold has ended; idempotent, returns how many moved."""
+    now = now or utcnow()
+    due = list(session.scalars(select(Referral).where(
+        Referral.status == states.HELD, Referral.hold_until <= now)
+        .order_by(Referral.hold_until).limit(limit)))
+    contexts: dict[str, ProgramContext] = {}
+    released = 0
+    for referral in due:
+        if referral.program_id not in contexts:
+            contexts[referral.program_id] = load_program(session, referral.program_id, secret)
+        released += release_if_due(session, contexts[referral.program_id], referral, now)
+    return released
+
+
+def plan_rewards(session: Session, ctx: ProgramContext, referral: Referral, now: datetime) -> None:
+    """Queue one reward per paid side of an approved referral (auto-issue programs)."""
+    for side, amount in (("advocate", referral.advocate_reward), ("friend", referral.friend_reward)):
+        if amount:
+            session.add(Reward(id=new_id("rwd"), program_id=ctx.id, referral_id=referral.id,
+                               side=side, issuer=ctx.config.fulfilment.issuer, amount=amount,
+                               currency=ctx.config.currency, status=RewardStatus.PENDING, next_attempt_at=now,
+                               created_at=now))
+
+
+def committed_amounts(ctx: ProgramContext, referral: Referral) -> dict[str, int]:
+    """Return each side's reward amount as committed at approval (config for older rows)."""
+    committed = {"advocate": referral.advocate_reward, "friend": referral.friend_reward}
+    return {side: amount if amount is not None else
+            (ctx.config.reward_for(side).amount if ctx.config.reward_for(side).monetary else 0)
+            for side, amount in committed.items()}
+
+
+def complete_if_paid(session: Session, ctx: ProgramContext, referral: Referral, actor: Actor,
+                     paid: dict[str, dict[str, Any]]) -> bool:
+    """Mark an approved referral rewarded once every side with a reward is in ``paid``."""
+    if referral.status != states.APPROVED:
+        return False
+    amounts = committed_amounts(ctx, referral)
+    if not all(side in paid for side in REWARD_SIDES if amounts[side] > 0):
+        return False
+    perks = {side: ctx.config.reward_for(side).perk for side in REWARD_SIDES
+             if ctx.config.reward_for(side).type == "non_cash"}
+    move(session, ctx, referral, states.REWARDED, "rewarded", actor, data={
+        "rewards": [paid[side] for side in REWARD_SIDES if side in paid], "non_cash": perks})
+    return True
