@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from referflow.actions.common import ProgramContext
-from referflow.domain.timeutil import utcnow
+from referflow.domain.timeutil import to_rfc3339, utcnow
 from referflow.errors import NotFound, PermanentProviderError
 from referflow.storage.models import ProviderConfig
 
@@ -50,8 +50,6 @@ def settings_of(session: Session, program_id: str, provider: str) -> dict[str, A
 
 def public_view(row: ProviderConfig) -> dict[str, Any]:
     """Return what may be shown: counts and names, never secrets."""
-    from referflow.domain.timeutil import to_rfc3339
-
     return {"provider": row.provider, "webhook_secrets": len(row.webhook_secrets),
             "credentials": sorted(row.credentials), "settings": row.settings,
             "updated_at": to_rfc3339(row.updated_at)}

@@ -13,6 +13,7 @@ from referflow.actions.common import SYSTEM, ProgramContext, load_program, rewar
 from referflow.actions.events import emit
 from referflow.actions.giftcards import issue_gift_card
 from referflow.actions.lifecycle import complete_if_paid
+from referflow.actions.providers import credentials
 from referflow.domain.timeutil import utcnow
 from referflow.errors import PermanentProviderError, RetryableProviderError
 from referflow.providers import issuers
@@ -54,8 +55,6 @@ def issue_reward(session: Session, services: Services, reward_id: str) -> str | 
 
 
 def _issuer(session: Session, services: Services, reward: Reward) -> issuers.RewardIssuer:
-    from referflow.actions.providers import credentials
-
     settings = services.settings
     if reward.issuer.startswith("stripe_"):
         (api_key,) = credentials(session, reward.program_id, "stripe", "api_key")

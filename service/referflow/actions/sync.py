@@ -17,10 +17,13 @@ from sqlalchemy.orm import Session
 
 from referflow.actions.common import ProgramContext, load_program
 from referflow.actions.lifecycle import approved_count
+from referflow.actions.providers import credentials
 from referflow.domain.emails import normalise_email
 from referflow.domain.hashing import keyed_hash
 from referflow.domain.timeutil import utcnow
 from referflow.errors import PermanentProviderError, RetryableProviderError
+from referflow.providers.hubspot import HubSpotClient
+from referflow.providers.klaviyo import KlaviyoClient
 from referflow.services import Services
 from referflow.storage import leases
 from referflow.storage.models import (
@@ -153,19 +156,13 @@ def _event_properties(event: OutboxEvent) -> dict[str, Any]:
 
 def _send(session: Session, services: Services, task: SyncTask, event: OutboxEvent, email: str,
           props: dict[str, Any]) -> None:
-    from referflow.actions.providers import credentials
-
     settings = services.settings
     if task.provider == "hubspot":
-        from referflow.providers.hubspot import HubSpotClient
-
         (token,) = credentials(session, task.program_id, "hubspot", "access_token")
         client = HubSpotClient(token, settings.hubspot_api_base)
         client.ensure_properties()
         client.upsert_contact(email, props)
         return
-    from referflow.providers.klaviyo import KlaviyoClient
-
     (key,) = credentials(session, task.program_id, "klaviyo", "api_key")
     klaviyo = KlaviyoClient(key, settings.klaviyo_api_base)
     if event.type in PROFILE_ONLY:

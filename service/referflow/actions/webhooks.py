@@ -18,6 +18,7 @@ from standardwebhooks.webhooks import Webhook
 
 from referflow.actions.common import ProgramContext
 from referflow.actions.events import EVENT_TYPES
+from referflow.actions.sync import plan
 from referflow.domain.codes import new_id
 from referflow.domain.timeutil import utcnow
 from referflow.errors import BadRequest, NotFound, ValidationFailed
@@ -100,8 +101,6 @@ def fan_out(session: Session, outbox_id: int) -> list[str]:
                                        next_attempt_at=now, created_at=now)
             session.add(delivery)
             created.append(delivery.id)
-    from referflow.actions.sync import plan
-
     plan(session, event)
     event.done_at = now
     try:

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Blueprint, current_app
 
-from referflow.actions import programs
+from referflow.actions import programs, providers
 from referflow.api import payloads
 from referflow.api.operations import ADMIN, Caller, db_session, operation
 
@@ -53,6 +53,4 @@ def update_program_config(caller: Caller, body: dict[str, Any]) -> dict[str, Any
            request_schema="configure-provider.request", response="provider",
            summary="Set a provider's webhook secrets, credentials and options (write-only secrets)")
 def configure_provider(caller: Caller, body: dict[str, Any], provider: str) -> dict[str, Any]:
-    from referflow.actions import providers
-
     return providers.public_view(providers.configure(db_session(), caller.ctx, provider, body))

@@ -12,12 +12,23 @@ import time
 
 from flask import Flask
 
+from referflow.actions.ingress import due_inbound
 from referflow.actions.lifecycle import release_due_holds
+from referflow.actions.retention import prune
 from referflow.actions.reviews import resolve_expired_reviews
+from referflow.actions.rewards import due_rewards
+from referflow.actions.sync import due_tasks
 from referflow.actions.webhooks import due_work
 from referflow.domain.timeutil import utcnow
 from referflow.jobs import context
 from referflow.jobs.queue import InlineQueue, JobQueue
+from referflow.jobs.tasks import (
+    deliver_webhook,
+    issue_reward,
+    process_inbound_event,
+    process_outbox_event,
+    sync_to_provider,
+)
 from referflow.services import Services
 
 log = logging.getLogger("referflow.jobs")
@@ -33,17 +44,6 @@ def sweep(services: Services) -> int:
 
 def dispatch(services: Services, queue: JobQueue) -> int:
     """Hand undone outbox events, due deliveries and due rewards to the queue; return how many."""
-    from referflow.actions.ingress import due_inbound
-    from referflow.actions.rewards import due_rewards
-    from referflow.actions.sync import due_tasks
-    from referflow.jobs.tasks import (
-        deliver_webhook,
-        issue_reward,
-        process_inbound_event,
-        process_outbox_event,
-        sync_to_provider,
-    )
-
     now = utcnow()
     with services.db.session() as session:
         outbox, deliveries = due_work(session, now)
@@ -73,8 +73,6 @@ def tick(services: Services, queue: JobQueue) -> None:
 
 def prune_expired(services: Services) -> dict[str, int]:
     """Prune one batch of data older than the retention period (REFERFLOW_RETENTION_DAYS)."""
-    from referflow.actions.retention import prune
-
     with services.db.session() as session:
         return prune(session, utcnow(), services.settings.retention_days)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from referflow.actions import webhooks
+from referflow.actions import ingress, rewards, sync, webhooks
 from referflow.jobs.context import services
 
 log = logging.getLogger("referflow.jobs")
@@ -31,8 +31,6 @@ def deliver_webhook(delivery_id: str) -> str | None:
 
 def issue_reward(reward_id: str) -> str | None:
     """Issue one reward through the program's issuer (idempotent per reward id)."""
-    from referflow.actions import rewards
-
     svc = services()
     with svc.db.session() as session:
         return rewards.issue_reward(session, svc, reward_id)
@@ -40,8 +38,6 @@ def issue_reward(reward_id: str) -> str | None:
 
 def process_inbound_event(inbound_id: int) -> str | None:
     """Map one recorded provider event to its referral action."""
-    from referflow.actions import ingress
-
     svc = services()
     with svc.db.session() as session:
         return ingress.process(session, svc.settings.secret_key, inbound_id)
@@ -49,8 +45,6 @@ def process_inbound_event(inbound_id: int) -> str | None:
 
 def sync_to_provider(task_id: int) -> str | None:
     """Push one referral fact to Klaviyo or HubSpot."""
-    from referflow.actions import sync
-
     svc = services()
     with svc.db.session() as session:
         return sync.run(session, svc, task_id)
