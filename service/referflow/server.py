@@ -6,6 +6,7 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
+from referflow.app import create_app
 from referflow.config import Settings
 
 
@@ -22,8 +23,6 @@ class ReferflowServer(BaseApplication):  # type: ignore[misc]
             self.cfg.set(key, value)
 
     def load(self) -> Any:
-        from referflow.app import create_app
-
         return create_app(self.settings)
 
 

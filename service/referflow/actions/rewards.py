@@ -82,10 +82,10 @@ def _issue_on_ledger(session: Session, ctx: ProgramContext, reward: Reward,
                      referral: Referral) -> str:
     card = issue_gift_card(session, ctx, {"referral_id": referral.id, "side": reward.side},
                            SYSTEM)[0]
-    reward = session.get(Reward, reward.id)  # the issue committed: reload ours
-    assert reward is not None
-    reward.external_id, reward.code = card.id, card.code
-    return _issued(session, ctx, reward, referral, announce=False)
+    reloaded = session.get(Reward, reward.id)  # the issue committed: reload ours
+    assert reloaded is not None
+    reloaded.external_id, reloaded.code = card.id, card.code
+    return _issued(session, ctx, reloaded, referral, announce=False)
 
 
 def _issued(session: Session, ctx: ProgramContext, reward: Reward, referral: Referral,

@@ -11,7 +11,9 @@ from referflow.jsonbody import check_text
 
 def modules() -> tuple[Any, ...]:
     """Import the API modules (which fills the operation table) and return them."""
-    from referflow.api import (
+    # Deferred on purpose: each module imports referflow.api.operations, so importing them
+    # while this package initialises would be circular.
+    from referflow.api import (  # noqa: PLC0415
         admin,
         errors,
         giftcards,

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from flask import Blueprint, Response, current_app, redirect, request
+from flask import Blueprint, current_app, redirect, request
+from werkzeug.wrappers import Response as BaseResponse
 
 from referflow.actions import links
 from referflow.api import payloads
@@ -46,7 +47,7 @@ def _advocate(advocate: Any) -> dict[str, Any]:
 @operation(bp, "followLink", "GET", "/r/<code>", auth=PUBLIC, tag="advocates", response=None,
            status=302, query=("ch",),
            summary="The share URL: record a click and redirect to the landing page")
-def follow_link(caller: Caller, body: None, code: str) -> Response:
+def follow_link(caller: Caller, body: None, code: str) -> BaseResponse:
     limit_public("public")
     secret = current_app.extensions["referflow"].settings.secret_key
     click, landing = links.record_click(db_session(), secret, code, request.args.get("ch"),
@@ -55,9 +56,8 @@ def follow_link(caller: Caller, body: None, code: str) -> Response:
     if not is_http_url(landing):  # a config saved before URLs were checked: say so, never a 500
         raise Conflict("this program's landing_url is not a valid http(s) URL; fix it with "
                        "updateProgramConfig", code="landing_url_invalid")
-    if click is None:
-        return redirect(landing, 302)
-    return redirect(_with_params(landing, {"ref": click.code, "click_id": click.id}), 302)
+    target = landing if click is None else _with_params(landing, {"ref": click.code, "click_id": click.id})
+    return redirect(target, 302)
 
 
 def _with_params(url: str, extra: dict[str, str]) -> str:

@@ -10,6 +10,7 @@ from functools import wraps
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
+from werkzeug.wrappers import Response as BaseResponse
 
 from referflow.actions import idempotency
 from referflow.actions.common import Actor, ProgramContext
@@ -82,7 +83,7 @@ def operation(bp: Blueprint, operation_id: str, method: str, rule: str, *, summa
             if op.method == "POST" and request.headers.get("Idempotency-Key"):
                 return _idempotent(op, caller, body, lambda: fn(caller, body, **path_args))
             returned = fn(caller, body, **path_args)
-            if isinstance(returned, Response):
+            if isinstance(returned, BaseResponse):
                 return returned
             return _respond(op, *_result(op, returned))
 

@@ -6,6 +6,11 @@ import logging
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from redis import Redis
+from rq import Queue
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
+
 log = logging.getLogger("referflow.jobs")
 QUEUE_NAME = "referflow"
 
@@ -34,16 +39,10 @@ class RqQueue:
     """
 
     def __init__(self, redis_url: str):
-        from redis import Redis
-        from rq import Queue
-
         self.redis = Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=2)
         self.queue = Queue(QUEUE_NAME, connection=self.redis)
 
     def enqueue(self, func: Callable[..., Any], *args: Any, job_id: str) -> None:
-        from rq.exceptions import NoSuchJobError
-        from rq.job import Job, JobStatus
-
         try:
             job = Job.fetch(job_id, connection=self.redis)
             if job.get_status(refresh=True) not in (JobStatus.FAILED, JobStatus.STOPPED,

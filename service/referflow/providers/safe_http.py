@@ -92,9 +92,10 @@ class PinnedAdapter(HTTPAdapter):
         super().__init__()
 
     def build_connection_pool_key_attributes(self, request: requests.PreparedRequest, verify: Any,
-                                             cert: Any = None) -> tuple[dict[str, Any], dict[str, Any]]:
+                                             cert: Any = None) -> tuple[Any, Any]:
         """Point the pool at the checked IP; refuse a request that is not for the checked target."""
-        host_params, pool_kwargs = super().build_connection_pool_key_attributes(request, verify, cert)
+        host_params, kwargs = super().build_connection_pool_key_attributes(request, verify, cert)
+        pool_kwargs: dict[str, Any] = dict(kwargs)  # urllib3 takes more keys than requests types
         target, scheme = self.target, host_params["scheme"]
         asked = (scheme, host_params["host"], host_params["port"] or DEFAULT_PORTS.get(scheme))
         if asked != (target.scheme, target.host, target.port):
