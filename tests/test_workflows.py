@@ -15,7 +15,9 @@ import yaml
 from referflow import api
 from referflow import workflows as pack
 from referflow.api.meta import openapi_document
+from referflow.domain.money import EXPONENTS
 from referflow.errors import ValidationFailed
+from referflow.providers.issuers import STRIPE_EXPONENTS
 
 PACK = pack.pack_dir()
 N8N = Path(os.environ.get("REFERFLOW_N8N_DIR", Path.home() / ".cache" / "referflow-n8n"))
@@ -120,6 +122,65 @@ def _broken(tmp_path, mutate):
 def test_check_finds_each_kind_of_problem(tmp_path, openapi, mutate, expected):
     problems = pack.check(_broken(tmp_path, mutate), openapi)
     assert any(expected in p for p in problems), problems
+
+
+def _set_table(workflow, name, value):
+    settings = next(n for n in workflow["nodes"] if n["name"] == "Settings")
+    for item in settings["parameters"]["assignments"]["assignments"]:
+        if item["name"] == name:
+            item["value"] = value
+
+
+def _table(workflow, name):
+    return json.loads(pack._settings_values(workflow)[name])
+
+
+def test_every_copy_of_the_exponent_tables_matches_referflow(tmp_path):
+    copies = {}
+    for path in sorted(PACK.glob("*-to-referral.json")):
+        workflow = json.loads(path.read_text())
+        copies[path.name] = _table(workflow, "currency_exponents")
+        assert copies[path.name] == dict(EXPONENTS)
+    assert sorted(copies) == ["hubspot-to-referral.json", "shopify-to-referral.json", "stripe-to-referral.json"]
+    stripe = json.loads((PACK / "stripe-to-referral.json").read_text())
+    assert _table(stripe, "stripe_exponents") == dict(STRIPE_EXPONENTS)
+    for path in pack.render({**CLIENT, "providers": ["stripe", "shopify", "hubspot", "klaviyo"]}, tmp_path):
+        if path.name.endswith("-to-referral.json"):  # rendering keeps the tables as they are
+            assert _table(json.loads(path.read_text()), "currency_exponents") == dict(EXPONENTS)
+
+
+@pytest.mark.parametrize(("file", "name", "value", "expected"), [
+    ("shopify-to-referral.json", "currency_exponents", json.dumps({**EXPONENTS, "KWD": 2}),
+     "currency_exponents differs from referflow.domain.money.EXPONENTS: KWD 2 (referflow: 3)"),
+    ("hubspot-to-referral.json", "currency_exponents",
+     json.dumps({k: v for k, v in EXPONENTS.items() if k != "CLF"}), "CLF missing (referflow: 4)"),
+    ("hubspot-to-referral.json", "currency_exponents", json.dumps({**EXPONENTS, "HUF": 0}),
+     "HUF 0 not in referflow"),
+    ("stripe-to-referral.json", "currency_exponents", json.dumps({**EXPONENTS, "JPY": 0.0}),
+     "every exponent must be a JSON integer"),
+    ("stripe-to-referral.json", "stripe_exponents", json.dumps({"ISK": 2, "UGX": 2}),
+     "stripe_exponents differs from referflow.providers.issuers.STRIPE_EXPONENTS: MGA missing"),
+    ("stripe-to-referral.json", "currency_exponents", "{not json", "currency_exponents is not a JSON object"),
+])
+def test_a_pack_whose_exponent_table_differs_fails_the_check(tmp_path, openapi, file, name, value, expected):
+    workflow = json.loads((PACK / file).read_text())
+    _set_table(workflow, name, value)
+    (tmp_path / file).write_text(json.dumps(workflow))
+    problems = pack.check(tmp_path, openapi)
+    assert any(expected in p for p in problems), problems
+
+
+def test_an_inline_exponent_table_or_a_missing_one_fails_the_check(tmp_path, openapi):
+    workflow = json.loads((PACK / "shopify-to-referral.json").read_text())
+    node = next(n for n in workflow["nodes"] if n["name"] == "Qualify with the first order")
+    node["parameters"]["jsonBody"] = node["parameters"]["jsonBody"].replace(
+        "?? 2", "?? (['KWD','BHD'].includes(c) ? 3 : 2)")
+    settings = next(n for n in workflow["nodes"] if n["name"] == "Settings")["parameters"]["assignments"]
+    settings["assignments"] = [a for a in settings["assignments"] if a["name"] != "currency_exponents"]
+    (tmp_path / "w.json").write_text(json.dumps(workflow))
+    problems = pack.check(tmp_path, openapi)
+    assert any("BHD, KWD quoted in code" in p for p in problems), problems
+    assert any("reads currency_exponents, which the Settings node does not hold" in p for p in problems), problems
 
 
 def test_cli_render_and_check(tmp_path):

@@ -1,6 +1,10 @@
 """The n8n workflow pack: render it for one agency client, and check workflow files.
 
 Rendering is deterministic (same client file -> byte-identical output) so agencies can diff it.
+Workflows that convert amounts read their currency exponents from their Settings node
+(``currency_exponents``, and ``stripe_exponents`` for Stripe amounts): JSON copies of
+``referflow.domain.money.EXPONENTS`` and ``referflow.providers.issuers.STRIPE_EXPONENTS``, which
+``check`` compares with referflow's own, so the pack and the ingress never convert differently.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from referflow.contract import SchemaStore, schemas_dir
+from referflow.domain.money import EXPONENTS
+from referflow.providers.issuers import STRIPE_EXPONENTS
 
 NAMESPACE = uuid.UUID("6f1b1d52-86a5-4d8e-9d0c-2a7f1d3b5e10")
 # Credential placeholders in the pack (by credential id) -> the client file's credential key.
@@ -25,6 +31,11 @@ SECRET_PATTERNS = [re.compile(p) for p in (
     r"xox[abp]-[A-Za-z0-9-]{10,}", r"Bearer [A-Za-z0-9._~+/-]{20,}")]
 SHOPIFY_API_VERSION = "2024-10"
 REFERFLOW_URL = re.compile(r"referflow_base_url \}\}(/[^\s'\"?}]*)")
+# The tables a workflow's Settings node may copy, and where referflow keeps each one.
+TABLES = {"currency_exponents": (EXPONENTS, "referflow.domain.money.EXPONENTS"),
+          "stripe_exponents": (STRIPE_EXPONENTS, "referflow.providers.issuers.STRIPE_EXPONENTS")}
+# A currency with a non-2 exponent quoted in code: an inline table that nothing checks.
+INLINE_CURRENCY = re.compile("['\"`](" + "|".join(sorted(EXPONENTS)) + ")['\"`]")
 
 
 def pack_dir() -> Path:
@@ -121,6 +132,7 @@ def check(directory: Path, openapi: dict[str, Any]) -> list[str]:
             continue
         problems += [f"{path.name}: {p}" for p in _structure(workflow)]
         problems += [f"{path.name}: {p}" for p in _referflow_calls(workflow, operations)]
+        problems += [f"{path.name}: {p}" for p in _exponent_tables(workflow)]
         problems += [f"{path.name}: inline secret matching {p.pattern!r}"
                      for p in SECRET_PATTERNS if p.search(path.read_text())]
         for node in workflow["nodes"]:
@@ -170,3 +182,73 @@ def _referflow_calls(workflow: dict[str, Any], operations: list[tuple[str, re.Pa
             problems.append(f"node {node['name']!r}: {method} {match[1]} is no referflow operation")
     return problems
 
+
+
+def _exponent_tables(workflow: dict[str, Any]) -> list[str]:
+    """Compare the workflow's copies of the exponent tables with referflow's; find inline ones."""
+    problems = []
+    settings = _settings_values(workflow)
+    for name, (ours, home) in TABLES.items():
+        if name not in settings:
+            problems += [f"node {n!r} reads {name}, which the Settings node does not hold"
+                         for n, code in _code(workflow) if name in code]
+            continue
+        try:
+            theirs = json.loads(settings[name])
+        except (TypeError, ValueError):
+            problems.append(f"Settings {name} is not a JSON object")
+            continue
+        if not _same_table(theirs, ours):
+            problems.append(f"Settings {name} differs from {home}: {_table_diff(theirs, ours)}")
+    for node, code in _code(workflow):
+        if inline := sorted(set(INLINE_CURRENCY.findall(code))):
+            problems.append(f"node {node!r}: {', '.join(inline)} quoted in code (an exponent table "
+                            "nothing checks?): read $('Settings').item.json.currency_exponents")
+    return problems
+
+
+def _settings_values(workflow: dict[str, Any]) -> dict[Any, Any]:
+    values = {}
+    for node in workflow["nodes"]:
+        if node.get("name") == "Settings":
+            assignments = node.get("parameters", {}).get("assignments", {}).get("assignments", [])
+            values.update({a.get("name"): a.get("value") for a in assignments if isinstance(a, dict)})
+    return values
+
+
+def _code(workflow: dict[str, Any]) -> list[tuple[str, str]]:
+    """Return (node name, text) of every expression and code field, Settings tables left out."""
+    found: list[tuple[str, str]] = []
+
+    def walk(name: str, value: Any, key: str = "") -> None:
+        if isinstance(value, dict):
+            if value.get("name") in TABLES and name == "Settings":
+                return
+            for k, v in value.items():
+                walk(name, v, k)
+        elif isinstance(value, list):
+            for v in value:
+                walk(name, v, key)
+        elif isinstance(value, str) and (value.startswith("=") or key in ("jsCode", "functionCode")):
+            found.append((name, value))
+
+    for node in workflow["nodes"]:
+        walk(str(node.get("name")), node.get("parameters", {}))
+    return found
+
+
+def _same_table(theirs: Any, ours: Any) -> bool:
+    return (isinstance(theirs, dict) and theirs == dict(ours)
+            and all(type(v) is int for v in theirs.values()))  # JSON 3.0 or true are no exponents
+
+
+def _table_diff(theirs: Any, ours: Any) -> str:
+    if not isinstance(theirs, dict):
+        return "not a JSON object"
+    if any(type(v) is not int for v in theirs.values()):
+        return "every exponent must be a JSON integer"
+    changed = [f"{c} {theirs[c]!r} (referflow: {ours[c]})" for c in sorted(set(theirs) & set(ours))
+               if theirs[c] != ours[c]]
+    missing = [f"{c} missing (referflow: {ours[c]})" for c in sorted(set(ours) - set(theirs))]
+    extra = [f"{c} {theirs[c]!r} not in referflow" for c in sorted(set(theirs) - set(ours))]
+    return "; ".join(changed + missing + extra)

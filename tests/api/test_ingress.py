@@ -309,7 +309,7 @@ def _stripe_bad(shop):
         ("tampered", raw(body).replace(b"4900", b"9900"), good, 401, "invalid_signature"),
         ("malformed_json", b'{"id": ', stripe_headers(b'{"id": '), 400, "invalid_json"),
         ("deep", b"[" * 40 + b"]" * 40, stripe_headers(b"[" * 40 + b"]" * 40), 400, "too_deep"),
-        ("not_an_event", b'{"hello": 1}', stripe_headers(b'{"hello": 1}'), 400, "malformed_event"),
+        ("not_an_event", b'{"hello": 1}', stripe_headers(b'{"hello": 1}'), 422, "malformed_event"),
     ]
 
 

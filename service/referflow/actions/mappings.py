@@ -14,13 +14,18 @@
 | hubspot | contact.creation / contact.propertyChange(referral_code) | claim |
 | hubspot | deal.propertyChange(dealstage = closed won) | qualify each associated contact |
 | klaviyo | unsubscribe / spam / suppression topics | suppress referral messaging |
+
+Each handler declares the shape of what it reads (``@reads``: a JSON Schema checked before it
+acts; ids are bounded non-empty strings or integers, amounts integers or plain decimals, times
+present), then converts its amounts exactly (domain/money.py) and keeps its times in range. An
+event that does not fit raises ``InvalidEvent``: it settles at once with the reasons, never
+retried, never truncated, never dated 1970. The bodies it builds for claim and qualify are
+checked against the same published schemas as the API's.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from functools import cache
 from typing import Any
 
 from sqlalchemy import select
@@ -28,18 +33,69 @@ from sqlalchemy.orm import Session
 
 from referflow.actions.common import Actor, ProgramContext, move, reason
 from referflow.actions.customers import import_customers
-from referflow.actions.ingress import Waiting, customer_of, remember
+from referflow.actions.ingress import (
+    CURRENCY,
+    DECIMAL,
+    ID,
+    NUMERIC_ID,
+    RFC3339,
+    TEXT,
+    UNIX_TIME,
+    Handler,
+    InvalidEvent,
+    Outcome,
+    Shape,
+    Waiting,
+    array_of,
+    customer_of,
+    maybe,
+    minor_units,
+    obj,
+    reads,
+    remember,
+    rfc3339_time,
+    unix_time,
+)
+from referflow.actions.providers import credentials, settings_of
 from referflow.actions.referrals import claim_referral, qualify_referral, reverse_referral
+from referflow.contract import SchemaStore
+from referflow.domain import money
 from referflow.domain import referral as states
 from referflow.domain.emails import normalise_email
 from referflow.domain.hashing import keyed_hash
-from referflow.domain.timeutil import to_rfc3339
-from referflow.providers.issuers import ZERO_DECIMAL
+from referflow.providers.hubspot import HubSpotClient
+from referflow.providers.issuers import from_stripe_amount
 from referflow.storage.models import IdentityMark, Referral, Suppression
 
-Outcome = dict[str, Any]
-Handler = Callable[[Session, ProgramContext, dict[str, Any], Actor], Outcome]
+Payload = dict[str, Any]
+STRIPE_AMOUNT: Shape = {"type": "integer", "minimum": 0, "maximum": money.MAX_MINOR}
 
+
+def stripe_event(*required: str, **fields: Shape) -> Shape:
+    """Return the shape of a Stripe event whose ``data.object`` has these fields."""
+    return obj("id", "created", "data", id=TEXT, created=UNIX_TIME,
+               data=obj("object", object=obj(*required, **fields)))
+
+
+def _stripe_minor(amount: int, currency: str, path: str) -> int:
+    try:
+        return from_stripe_amount(amount, currency)
+    except ValueError as exc:
+        raise InvalidEvent.at(path, str(exc)) from exc
+
+
+@cache
+def _schemas() -> SchemaStore:
+    return SchemaStore()
+
+
+def _check(schema: str, body: dict[str, Any]) -> None:
+    problems = _schemas().errors(schema, body)
+    if problems:
+        raise InvalidEvent(problems)
+
+
+# -- Actions ------------------------------------------------------------------------------------
 
 def _ignored(why: str) -> Outcome:
     return {"ignored": why}
@@ -59,6 +115,7 @@ def _claim(session: Session, ctx: ProgramContext, actor: Actor, code: str | None
     body: dict[str, Any] = {"code": code, "friend": {"external_id": friend_id, "email": email}}
     if context:
         body["context"] = context
+    _check("claim-referral.request", body)
     referral, created = claim_referral(session, ctx, body, actor)
     return {"action": "claim", "referral_id": referral.id, "status": referral.status,
             "created": created}
@@ -66,6 +123,7 @@ def _claim(session: Session, ctx: ProgramContext, actor: Actor, code: str | None
 
 def _qualify(session: Session, ctx: ProgramContext, actor: Actor, friend_id: str,
              event: dict[str, Any]) -> Outcome:
+    _check("qualify-referral.request", {"friend_external_id": friend_id, "event": event})
     referral = _referral(session, ctx, friend_id)
     if referral is None:
         raise Waiting(friend_id, f"a claim for customer {friend_id}")
@@ -75,32 +133,26 @@ def _qualify(session: Session, ctx: ProgramContext, actor: Actor, friend_id: str
 
 def _reverse(session: Session, ctx: ProgramContext, actor: Actor, friend_id: str, why: str,
              event_id: str, occurred_at: str) -> Outcome:
+    body = {"reason": why, "event": {"id": event_id, "occurred_at": occurred_at}}
+    _check("reverse-referral.request", body)
     referral = _referral(session, ctx, friend_id)
     if referral is None:
         raise Waiting(friend_id, f"a claim for customer {friend_id}")
     if referral.status in (states.REVERSED, states.REJECTED):
         return _ignored(f"referral_{referral.status}")
-    done = reverse_referral(session, ctx, referral.id, {
-        "reason": why, "event": {"id": event_id, "occurred_at": occurred_at}}, actor)
+    done = reverse_referral(session, ctx, referral.id, body, actor)
     return {"action": "reverse", "referral_id": done.id, "status": done.status}
-
-
-def _ts(unix: int | None) -> str:
-    return to_rfc3339(datetime.fromtimestamp(unix or 0, tz=UTC)) or ""
-
-
-def minor_units(amount: str | int | float | None, currency: str) -> int:
-    """Convert a provider's decimal amount ("199.90") to integer minor units."""
-    try:
-        value = Decimal(str(amount if amount is not None else "0"))
-    except InvalidOperation:
-        return 0
-    return int(value if currency.upper() in ZERO_DECIMAL else (value * 100).quantize(Decimal(1)))
 
 
 # -- Stripe -----------------------------------------------------------------------------------
 
-def stripe_checkout_completed(s: Session, ctx: ProgramContext, e: dict, actor: Actor) -> Outcome:
+METADATA = maybe(obj(referral_code=maybe(TEXT)))
+
+
+@reads(stripe_event(customer=maybe(ID), payment_intent=maybe(ID), client_reference_id=maybe(TEXT),
+                    metadata=METADATA, customer_email=maybe(TEXT),
+                    customer_details=maybe(obj(email=maybe(TEXT)))))
+def stripe_checkout_completed(s: Session, ctx: ProgramContext, e: Payload, actor: Actor) -> Outcome:
     obj = e["data"]["object"]
     customer = obj.get("customer")
     if customer:
@@ -110,31 +162,41 @@ def stripe_checkout_completed(s: Session, ctx: ProgramContext, e: dict, actor: A
     return _claim(s, ctx, actor, code, customer, email)
 
 
-def stripe_customer_created(s: Session, ctx: ProgramContext, e: dict, actor: Actor) -> Outcome:
+@reads(stripe_event("id", id=ID, email=maybe(TEXT), metadata=METADATA))
+def stripe_customer_created(s: Session, ctx: ProgramContext, e: Payload, actor: Actor) -> Outcome:
     obj = e["data"]["object"]
-    return _claim(s, ctx, actor, (obj.get("metadata") or {}).get("referral_code"), obj.get("id"),
+    return _claim(s, ctx, actor, (obj.get("metadata") or {}).get("referral_code"), obj["id"],
                   obj.get("email"))
 
 
-def stripe_invoice_paid(s: Session, ctx: ProgramContext, e: dict, actor: Actor) -> Outcome:
+@reads(stripe_event("id", "customer", "amount_paid", "currency", id=ID, customer=maybe(ID),
+                    amount_paid=STRIPE_AMOUNT, currency=CURRENCY, charge=maybe(ID),
+                    payment_intent=maybe(ID),
+                    status_transitions=maybe(obj(paid_at=maybe(UNIX_TIME)))))
+def stripe_invoice_paid(s: Session, ctx: ProgramContext, e: Payload, actor: Actor) -> Outcome:
     obj = e["data"]["object"]
-    customer = obj.get("customer")
-    if not customer or not obj.get("amount_paid"):
+    customer, currency = obj["customer"], obj["currency"].upper()
+    if not customer or not obj["amount_paid"]:
         return _ignored("no_customer_or_nothing_paid")
+    amount = _stripe_minor(obj["amount_paid"], currency, "/data/object/amount_paid")
+    paid_at = (obj.get("status_transitions") or {}).get("paid_at")
+    occurred_at = (unix_time(paid_at, "/data/object/status_transitions/paid_at") if paid_at
+                   else unix_time(e["created"], "/created"))
     remember(s, ctx.id, "stripe", customer, obj.get("charge"), obj.get("payment_intent"))
     s.commit()
-    paid_at = (obj.get("status_transitions") or {}).get("paid_at") or e.get("created")
     return _qualify(s, ctx, actor, customer, {
-        "id": obj["id"], "type": "first_paid_invoice", "amount": int(obj["amount_paid"]),
-        "currency": str(obj.get("currency", "")).upper(), "occurred_at": _ts(paid_at)})
+        "id": obj["id"], "type": "first_paid_invoice", "amount": amount, "currency": currency,
+        "occurred_at": occurred_at})
 
 
-def stripe_charge_succeeded(s: Session, ctx: ProgramContext, e: dict, actor: Actor) -> Outcome:
+@reads(stripe_event("id", id=ID, customer=maybe(ID), payment_intent=maybe(ID),
+                    payment_method_details=maybe(obj(card=maybe(obj(fingerprint=maybe(TEXT)))))))
+def stripe_charge_succeeded(s: Session, ctx: ProgramContext, e: Payload, actor: Actor) -> Outcome:
     obj = e["data"]["object"]
     customer = obj.get("customer")
     if not customer:
         return _ignored("no_customer")
-    remember(s, ctx.id, "stripe", customer, obj.get("id"), obj.get("payment_intent"))
+    remember(s, ctx.id, "stripe", customer, obj["id"], obj.get("payment_intent"))
     card = (obj.get("payment_method_details") or {}).get("card") or {}
     outcome = _payment_fingerprint(s, ctx, actor, customer, card.get("fingerprint"))
     s.commit()
@@ -162,64 +224,92 @@ def _payment_fingerprint(s: Session, ctx: ProgramContext, actor: Actor, customer
     return {"action": "remember_charge", "referral_id": referral.id}
 
 
-def stripe_charge_refunded(s: Session, ctx: ProgramContext, e: dict, actor: Actor) -> Outcome:
-    obj = e["data"]["object"]
-    if not obj.get("customer"):
+@reads(stripe_event(customer=maybe(ID)))
+def stripe_charge_refunded(s: Session, ctx: ProgramContext, e: Payload, actor: Actor) -> Outcome:
+    customer = e["data"]["object"].get("customer")
+    if not customer:
         return _ignored("no_customer")
-    return _reverse(s, ctx, actor, obj["customer"], "refund", e["id"], _ts(e.get("created")))
+    return _reverse(s, ctx, actor, customer, "refund", e["id"], unix_time(e["created"], "/created"))
 
 
-def stripe_refund_created(s: Session, ctx: ProgramContext, e: dict, actor: Actor) -> Outcome:
+STRIPE_REFERENCED = stripe_event("created", charge=maybe(ID), payment_intent=maybe(ID),
+                                 created=UNIX_TIME)
+
+
+def _by_charge(s: Session, ctx: ProgramContext, e: Payload, actor: Actor, why: str) -> Outcome:
     obj = e["data"]["object"]
     ref = obj.get("charge") or obj.get("payment_intent")
     if not ref:
         return _ignored("no_charge")
+    occurred_at = unix_time(obj["created"], "/data/object/created")
     customer = customer_of(s, ctx.id, "stripe", ref)
-    return _reverse(s, ctx, actor, customer, "refund", e["id"], _ts(obj.get("created")))
+    return _reverse(s, ctx, actor, customer, why, e["id"], occurred_at)
 
 
-def stripe_dispute_created(s: Session, ctx: ProgramContext, e: dict, actor: Actor) -> Outcome:
-    obj = e["data"]["object"]
-    customer = customer_of(s, ctx.id, "stripe", obj.get("charge") or obj.get("payment_intent"))
-    return _reverse(s, ctx, actor, customer, "chargeback", e["id"], _ts(obj.get("created")))
+@reads(STRIPE_REFERENCED)
+def stripe_refund_created(s: Session, ctx: ProgramContext, e: Payload, actor: Actor) -> Outcome:
+    return _by_charge(s, ctx, e, actor, "refund")
+
+
+@reads(STRIPE_REFERENCED)
+def stripe_dispute_created(s: Session, ctx: ProgramContext, e: Payload, actor: Actor) -> Outcome:
+    return _by_charge(s, ctx, e, actor, "chargeback")
 
 
 # -- Shopify ----------------------------------------------------------------------------------
 
-def _shopify_code_in_customer(customer: dict) -> str | None:
-    for tag in str(customer.get("tags") or "").split(","):
+def _shopify_code_in_customer(customer: Payload) -> str | None:
+    for tag in (customer.get("tags") or "").split(","):
         name, _, value = tag.strip().partition(":")
         if name.strip().lower() in ("referral", "ref", "referral_code") and value.strip():
             return value.strip()
-    for line in str(customer.get("note") or "").splitlines():
+    for line in (customer.get("note") or "").splitlines():
         name, _, value = line.partition(":")
         if name.strip().lower() == "referral_code" and value.strip():
             return value.strip()
     return None
 
 
-def shopify_customer_created(s: Session, ctx: ProgramContext, c: dict, actor: Actor) -> Outcome:
-    return _claim(s, ctx, actor, _shopify_code_in_customer(c), str(c.get("id") or ""),
-                  c.get("email"))
+@reads(obj("id", id=NUMERIC_ID, email=maybe(TEXT), tags=maybe(TEXT), note=maybe(TEXT)))
+def shopify_customer_created(s: Session, ctx: ProgramContext, c: Payload, actor: Actor) -> Outcome:
+    return _claim(s, ctx, actor, _shopify_code_in_customer(c), str(c["id"]), c.get("email"))
 
 
-def _shopify_code_in_order(order: dict) -> str | None:
+def _shopify_code_in_order(order: Payload) -> str | None:
     for attr in order.get("note_attributes") or []:
-        if str(attr.get("name", "")).lower() in ("referral_code", "ref") and attr.get("value"):
+        if str(attr.get("name")).lower() in ("referral_code", "ref") and attr.get("value"):
             return str(attr["value"])
-    codes = [d.get("code") for d in order.get("discount_codes") or [] if d.get("code")]
+    codes = [d["code"] for d in order.get("discount_codes") or [] if d.get("code")]
     return codes[0] if codes else None
 
 
-def shopify_order_paid(s: Session, ctx: ProgramContext, order: dict, actor: Actor) -> Outcome:
+def _shopify_paid_at(order: Payload) -> str:
+    for field in ("processed_at", "created_at"):  # processed_at is when it was paid for
+        if order.get(field):
+            return rfc3339_time(order[field], f"/{field}")
+    raise InvalidEvent.at("/processed_at", "the order has neither processed_at nor created_at")
+
+
+@reads(obj("id", "currency", "total_price", id=NUMERIC_ID, currency=CURRENCY, total_price=DECIMAL,
+           processed_at=maybe(RFC3339), created_at=maybe(RFC3339), email=maybe(TEXT),
+           customer=maybe(obj(id=maybe(NUMERIC_ID), email=maybe(TEXT),
+                              orders_count=maybe({"type": "integer", "minimum": 0}))),
+           note_attributes=array_of(obj(name=maybe(TEXT), value={"type": ["string", "number", "null"]})),
+           discount_codes=array_of(obj(code=maybe(TEXT)))))
+def shopify_order_paid(s: Session, ctx: ProgramContext, order: Payload, actor: Actor) -> Outcome:
     customer = order.get("customer") or {}
     friend = str(customer.get("id") or "")
     if not friend:
         return _ignored("guest_checkout")
+    currency = order["currency"].upper()
+    event = {"id": f"order:{order['id']}", "type": "first_order",
+             "amount": minor_units(order["total_price"], currency, "/total_price"),
+             "currency": currency, "occurred_at": _shopify_paid_at(order)}
     remember(s, ctx.id, "shopify", friend, str(order["id"]))
-    repeat = int(customer.get("orders_count") or 0) > 1
+    repeat = (customer.get("orders_count") or 0) > 1
     if repeat:  # an earlier order seen: a known customer from now on (the claim rules check it)
         import_customers(s, ctx, [{"external_id": friend}], source="shopify")
+        event["type"] = "repeat_order"
     s.commit()
     code = _shopify_code_in_order(order)
     outcome: Outcome = {}
@@ -229,32 +319,35 @@ def shopify_order_paid(s: Session, ctx: ProgramContext, order: dict, actor: Acto
         if claimed.get("ignored"):
             return claimed
         outcome["claim"] = claimed
-    currency = str(order.get("currency") or ctx.config.currency).upper()
-    outcome.update(_qualify(s, ctx, actor, friend, {
-        "id": f"order:{order['id']}", "type": "repeat_order" if repeat else "first_order",
-        "amount": minor_units(order.get("total_price"), currency), "currency": currency,
-        "occurred_at": order.get("processed_at") or order.get("created_at")}))
+    outcome.update(_qualify(s, ctx, actor, friend, event))
     return outcome
 
 
-def shopify_refund_created(s: Session, ctx: ProgramContext, r: dict, actor: Actor) -> Outcome:
-    customer = customer_of(s, ctx.id, "shopify", str(r.get("order_id")))
-    return _reverse(s, ctx, actor, customer, "refund", f"refund:{r.get('id')}",
-                    r.get("created_at") or to_rfc3339(datetime.now(UTC)) or "")
+@reads(obj("id", "order_id", "created_at", id=NUMERIC_ID, order_id=NUMERIC_ID, created_at=RFC3339))
+def shopify_refund_created(s: Session, ctx: ProgramContext, r: Payload, actor: Actor) -> Outcome:
+    occurred_at = rfc3339_time(r["created_at"], "/created_at")
+    customer = customer_of(s, ctx.id, "shopify", str(r["order_id"]))
+    return _reverse(s, ctx, actor, customer, "refund", f"refund:{r['id']}", occurred_at)
 
 
 # -- HubSpot ----------------------------------------------------------------------------------
 
-def _hubspot(s: Session, ctx: ProgramContext) -> Any:
-    from referflow.actions.providers import credentials
-    from referflow.jobs.context import services
-    from referflow.providers.hubspot import HubSpotClient
+def _hubspot(s: Session, ctx: ProgramContext) -> HubSpotClient:
+    # Deferred, and against the layers: the HubSpot API base is a setting, and ingress.process
+    # (called by jobs/tasks.py with the secret only) does not pass the services in yet.
+    from referflow.jobs.context import services  # noqa: PLC0415
 
     (token,) = credentials(s, ctx.id, "hubspot", "access_token")
     return HubSpotClient(token, services().settings.hubspot_api_base)
 
 
-def hubspot_contact(s: Session, ctx: ProgramContext, e: dict, actor: Actor) -> Outcome:
+HUBSPOT_MS: Shape = {**UNIX_TIME, "minimum": UNIX_TIME["minimum"] * 1000,
+                     "maximum": UNIX_TIME["maximum"] * 1000}
+
+
+@reads(obj("objectId", "subscriptionType", objectId=NUMERIC_ID, subscriptionType=TEXT,
+           propertyName=maybe(TEXT), propertyValue=maybe(TEXT)))
+def hubspot_contact(s: Session, ctx: ProgramContext, e: Payload, actor: Actor) -> Outcome:
     if e["subscriptionType"] == "contact.propertyChange" and e.get("propertyName") != "referral_code":
         return _ignored("other_property")
     props = _hubspot(s, ctx).contact(str(e["objectId"]))
@@ -263,22 +356,27 @@ def hubspot_contact(s: Session, ctx: ProgramContext, e: dict, actor: Actor) -> O
                   props.get("email"))
 
 
-def hubspot_deal(s: Session, ctx: ProgramContext, e: dict, actor: Actor) -> Outcome:
-    from referflow.actions.providers import settings_of
+def _deal_event(e: Payload, props: dict[str, Any], fallback_currency: str) -> dict[str, Any]:
+    currency = str(props.get("deal_currency_code") or fallback_currency).upper()
+    closed = (rfc3339_time(props["closedate"], "deal/closedate") if props.get("closedate")
+              else unix_time(e["occurredAt"] // 1000, "/occurredAt"))
+    return {"id": f"deal:{e['objectId']}", "type": "first_order", "currency": currency,
+            "amount": minor_units(props.get("amount") or "0", currency, "deal/amount"),
+            "occurred_at": closed}
 
+
+@reads(obj("objectId", "occurredAt", objectId=NUMERIC_ID, occurredAt=HUBSPOT_MS,
+           propertyName=maybe(TEXT), propertyValue=maybe(TEXT)))
+def hubspot_deal(s: Session, ctx: ProgramContext, e: Payload, actor: Actor) -> Outcome:
     won = settings_of(s, ctx.id, "hubspot").get("closed_won_stage", "closedwon")
     if e.get("propertyName") != "dealstage" or e.get("propertyValue") != won:
         return _ignored("not_closed_won")
     props, contacts = _hubspot(s, ctx).deal(str(e["objectId"]))
-    currency = str(props.get("deal_currency_code") or ctx.config.currency).upper()
-    closed = props.get("closedate") or _ts(int(e.get("occurredAt", 0)) // 1000)
+    event = _deal_event(e, props, ctx.config.currency)
     results = []
     for contact in contacts:
         try:
-            results.append(_qualify(s, ctx, actor, contact, {
-                "id": f"deal:{e['objectId']}", "type": "first_order",
-                "amount": minor_units(props.get("amount"), currency), "currency": currency,
-                "occurred_at": closed}))
+            results.append(_qualify(s, ctx, actor, str(contact), event))
         except Waiting:
             continue  # only referred contacts qualify; the others are not ours
     return {"action": "qualify", "results": results} if results else _ignored("no_referred_contact")
@@ -291,16 +389,17 @@ CONSENT_WORDS = ("unsubscribe", "suppress", "spam", "consent")
 
 def _find_email(value: Any) -> str | None:
     if isinstance(value, dict):
-        if isinstance(value.get("email"), str):
-            return value["email"]
+        if isinstance(email := value.get("email"), str):
+            return email
         return next((e for v in value.values() if (e := _find_email(v))), None)
     if isinstance(value, list):
         return next((e for v in value if (e := _find_email(v))), None)
     return None
 
 
-def klaviyo_consent(s: Session, ctx: ProgramContext, item: dict, actor: Actor) -> Outcome:
-    topic = str(item.get("topic", "")).lower()
+@reads(obj("topic", topic=TEXT))
+def klaviyo_consent(s: Session, ctx: ProgramContext, item: Payload, actor: Actor) -> Outcome:
+    topic = item["topic"].lower()
     if not any(word in topic for word in CONSENT_WORDS):
         return _ignored("not_a_consent_topic")
     email = _find_email(item.get("payload"))
@@ -314,7 +413,7 @@ def klaviyo_consent(s: Session, ctx: ProgramContext, item: dict, actor: Actor) -
     return {"action": "suppress"}
 
 
-class _AnyTopic(dict):
+class _AnyTopic(dict[tuple[str, str], Handler]):
     """Klaviyo topics are dynamic: every Klaviyo topic goes to the consent handler."""
 
     def __missing__(self, key: tuple[str, str]) -> Handler:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -36,13 +37,40 @@ class ProviderEvent:
     payload: dict[str, Any]
 
 
+# inbound_events.event_id holds 255 characters, but the audit's actor id ("klaviyo:" + id) 200.
+MAX_EVENT_ID = 190
+MAX_TYPE = 100  # inbound_events.type
+
+
 def _object(raw: bytes) -> Any:
-    return loads_strict(raw)
+    body = loads_strict(raw)
+    where = _overflow(body, "")
+    _require(where is None, f"{where} is a number beyond a double (1e400): no JSON store keeps it",
+             where or "/")
+    return body
 
 
-def _require(condition: bool, message: str, code: str = "malformed_event") -> None:
+def _overflow(value: Any, path: str) -> str | None:
+    """Return the path of a number that parsed to infinity, if any (PostgreSQL's json refuses it)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return path or "/"
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    return next((p for k, v in items if (p := _overflow(v, f"{path}/{k}"))), None)
+
+
+def _require(condition: bool, message: str, path: str = "/", code: str = "malformed_event") -> None:
+    """Refuse a verified delivery whose shape is wrong at the top (422, a stable code)."""
     if not condition:
-        raise BadRequest(message, code=code)
+        raise ValidationFailed(message, code=code, errors=[{"path": path, "message": message}])
+
+
+def _event_id(value: Any, path: str, missing: str = "missing_event_id") -> str:
+    """Return a dedupe id (a non-empty string or an integer of at most MAX_EVENT_ID characters)."""
+    _require(value is not None and value != "", f"{path} is missing", path, missing)
+    ok = isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
+    _require(ok and len(str(value)) <= MAX_EVENT_ID,
+             f"{path} must be a string or an integer of at most {MAX_EVENT_ID} characters", path)
+    return str(value)
 
 
 def stripe(delivery: Delivery, secrets: list[str], settings: Mapping[str, Any]) -> list[ProviderEvent]:
@@ -50,12 +78,16 @@ def stripe(delivery: Delivery, secrets: list[str], settings: Mapping[str, Any]) 
     signatures.verify_stripe(delivery.raw, delivery.headers.get("Stripe-Signature"), secrets,
                              time.time())
     event = _object(delivery.raw)
-    _require(isinstance(event, dict) and isinstance(event.get("id"), str)
-             and isinstance(event.get("data", {}).get("object"), dict), "not a Stripe event")
+    _require(isinstance(event, dict), "a Stripe event is a JSON object")
+    event_id = _event_id(event.get("id"), "/id", "malformed_event")  # no id: not a Stripe event
+    _require(isinstance(event["id"], str), "/id must be the Stripe event id (a string)", "/id")
+    data = event.get("data")
+    _require(isinstance(data, dict) and isinstance(data.get("object"), dict),
+             "/data/object must be an object", "/data/object")
     if event.get("type") not in STRIPE_TYPES:
-        raise ValidationFailed(f"unhandled Stripe event type {event.get('type')!r}",
+        raise ValidationFailed(f"unhandled Stripe event type {str(event.get('type'))[:100]!r}",
                                code="unknown_topic")
-    return [ProviderEvent(event["id"], event["type"], event)]
+    return [ProviderEvent(event_id, event["type"], event)]
 
 
 def shopify(delivery: Delivery, secrets: list[str], settings: Mapping[str, Any]) -> list[ProviderEvent]:
@@ -64,15 +96,14 @@ def shopify(delivery: Delivery, secrets: list[str], settings: Mapping[str, Any])
     signatures.verify_shopify(delivery.raw, headers.get("X-Shopify-Hmac-Sha256")
                               or headers.get("Shopify-Hmac-Sha256"), secrets)
     topic = headers.get("X-Shopify-Topic") or headers.get("Shopify-Topic")
-    event_id = (headers.get("X-Shopify-Event-Id") or headers.get("Shopify-Event-Id")
-                or headers.get("X-Shopify-Webhook-Id") or headers.get("Shopify-Webhook-Id"))
-    _require(bool(event_id), "missing X-Shopify-Event-Id / X-Shopify-Webhook-Id",
-             "missing_event_id")
+    event_id = _event_id(headers.get("X-Shopify-Event-Id") or headers.get("Shopify-Event-Id")
+                         or headers.get("X-Shopify-Webhook-Id") or headers.get("Shopify-Webhook-Id"),
+                         "X-Shopify-Event-Id")
     body = _object(delivery.raw)
-    _require(isinstance(body, dict), "not a Shopify resource")
+    _require(isinstance(body, dict), "a Shopify resource is a JSON object")
     if topic not in SHOPIFY_TOPICS:
-        raise ValidationFailed(f"unhandled Shopify topic {topic!r}", code="unknown_topic")
-    return [ProviderEvent(str(event_id), str(topic), body)]
+        raise ValidationFailed(f"unhandled Shopify topic {str(topic)[:100]!r}", code="unknown_topic")
+    return [ProviderEvent(event_id, str(topic), body)]
 
 
 def hubspot(delivery: Delivery, secrets: list[str], settings: Mapping[str, Any]) -> list[ProviderEvent]:
@@ -81,25 +112,37 @@ def hubspot(delivery: Delivery, secrets: list[str], settings: Mapping[str, Any])
                               secrets, int(time.time() * 1000),
                               allow_legacy=bool(settings.get("allow_legacy_signatures")))
     events = _object(delivery.raw)
-    _require(isinstance(events, list) and all(isinstance(e, dict) and "eventId" in e
-                                              for e in events), "not a HubSpot event array")
-    known = [e for e in events if e.get("subscriptionType") in HUBSPOT_TYPES]
+    _require(isinstance(events, list) and all(isinstance(e, dict) for e in events),
+             "a HubSpot delivery is a JSON array of event objects")
+    ids = [_event_id(e.get("eventId"), f"/{i}/eventId") for i, e in enumerate(events)]
+    known = [(i, e) for i, e in zip(ids, events, strict=True)
+             if isinstance(e.get("subscriptionType"), str) and e["subscriptionType"] in HUBSPOT_TYPES]
     if events and not known:
         raise ValidationFailed("no handled HubSpot subscription type", code="unknown_topic")
-    return [ProviderEvent(str(e["eventId"]), e["subscriptionType"], e) for e in known]
+    return [ProviderEvent(i, e["subscriptionType"], e) for i, e in known]
 
 
 def klaviyo(delivery: Delivery, secrets: list[str], settings: Mapping[str, Any]) -> list[ProviderEvent]:
     """Klaviyo system webhooks: ``data`` items; the body's webhook id must match the header."""
     signatures.verify_klaviyo(delivery.raw, delivery.headers, secrets, time.time())
     body = _object(delivery.raw)
-    _require(isinstance(body, dict) and isinstance(body.get("data"), list), "not a Klaviyo webhook")
-    meta_id = (body.get("meta") or {}).get("klaviyo_webhook_id")
+    _require(isinstance(body, dict) and isinstance(body.get("data"), list),
+             "a Klaviyo webhook is a JSON object with a data array", "/data")
+    meta = body.get("meta")
+    meta_id = meta.get("klaviyo_webhook_id") if isinstance(meta, dict) else None
     if meta_id != delivery.headers.get("Klaviyo-Webhook-Id"):
         raise BadRequest("meta.klaviyo_webhook_id differs from Klaviyo-Webhook-Id",
                          code="webhook_id_mismatch")
-    items = [i for i in body["data"] if isinstance(i, dict) and i.get("external_id")]
-    return [ProviderEvent(str(i["external_id"]), str(i.get("topic", "")), i) for i in items]
+    events = []
+    for n, item in enumerate(body["data"]):
+        if isinstance(item, dict) and item.get("external_id"):
+            topic = item.get("topic", "")
+            _require(isinstance(topic, str) and len(topic) <= MAX_TYPE,
+                     f"/data/{n}/topic must be a string of at most {MAX_TYPE} characters",
+                     f"/data/{n}/topic")
+            events.append(ProviderEvent(_event_id(item["external_id"], f"/data/{n}/external_id"),
+                                        topic, item))
+    return events
 
 
 RECEIVERS: dict[str, Callable[[Delivery, list[str], Mapping[str, Any]], list[ProviderEvent]]] = {

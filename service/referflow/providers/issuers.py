@@ -11,17 +11,25 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
+from types import MappingProxyType
 from typing import Any, Protocol
 
+from referflow.domain import money
 from referflow.errors import PermanentProviderError
 from referflow.providers.http import call
 
 STRIPE_VERSION = "2025-04-30.basil"
 SHOPIFY_VERSION = "2025-01"
-# ISO 4217 currencies without minor units, for converting minor units to a decimal amount.
-ZERO_DECIMAL = frozenset({"BIF", "CLP", "DJF", "GNF", "JPY", "KMF", "KRW", "MGA", "PYG", "RWF",
-                          "UGX", "VND", "VUV", "XAF", "XOF", "XPF", "ISK", "HUF", "TWD"})
+# Stripe API amounts are integers in Stripe's smallest unit, which is the ISO 4217 minor unit
+# (domain/money.py) except for these currencies (docs.stripe.com/currencies, "Zero-decimal
+# currencies" and "Special cases"): ISK and UGX are zero-decimal in ISO 4217 but Stripe keeps two
+# decimals for backwards compatibility (500 = 5 ISK, always a multiple of 100); MGA has two ISO
+# decimals but is zero-decimal in Stripe. HUF and TWD are special in Stripe only for payouts
+# (whole units), their charge, coupon and balance amounts have two decimals as in ISO, so they
+# need no conversion here. Three-decimal currencies (BHD, JOD, KWD, OMR, TND) match ISO; Stripe
+# asks payments in them to end in 0, which it enforces itself. The n8n pack holds a copy of this
+# table (Settings ``stripe_exponents``), checked by ``referflow workflows check``.
+STRIPE_EXPONENTS = MappingProxyType({"ISK": 2, "MGA": 0, "UGX": 2})
 
 
 @dataclass(frozen=True)
@@ -52,9 +60,24 @@ class RewardIssuer(Protocol):
     def issue(self, request: RewardRequest) -> IssueResult: ...
 
 
-def major_units(amount: int, currency: str) -> Decimal:
-    """Convert integer minor units to the provider's decimal amount."""
-    return Decimal(amount) if currency in ZERO_DECIMAL else Decimal(amount).scaleb(-2)
+def stripe_exponent(currency: str) -> int:
+    """Return the exponent of Stripe's smallest unit of a currency."""
+    return STRIPE_EXPONENTS.get(currency.upper(), money.exponent(currency))
+
+
+def to_stripe_amount(minor: int, currency: str) -> int:
+    """Convert ISO minor units to a Stripe API amount (5 ISK -> 500); never retry one that has none."""
+    try:
+        return money.rescale(minor, money.exponent(currency), stripe_exponent(currency),
+                             f"{minor} {currency} minor units")
+    except ValueError as exc:  # e.g. 150 MGA minor units = 1.50 ariary: Stripe has no fraction
+        raise PermanentProviderError(f"stripe: {exc}") from exc
+
+
+def from_stripe_amount(amount: int, currency: str) -> int:
+    """Convert a Stripe API amount to ISO minor units (500 ISK -> 5); refuse a fractional unit."""
+    return money.rescale(amount, stripe_exponent(currency), money.exponent(currency),
+                         f"Stripe amount {amount} {currency}")
 
 
 class StripePromotionCodeIssuer:
@@ -66,13 +89,15 @@ class StripePromotionCodeIssuer:
         self.api_key, self.api_base = api_key, api_base.rstrip("/")
 
     def _post(self, path: str, data: dict[str, Any], key: str) -> dict[str, Any]:
-        return call("POST", f"{self.api_base}{path}", "stripe", data=data, headers={
+        body: dict[str, Any] = call("POST", f"{self.api_base}{path}", "stripe", data=data, headers={
             "Authorization": f"Bearer {self.api_key}", "Stripe-Version": STRIPE_VERSION,
             "Idempotency-Key": key}).json()
+        return body
 
     def issue(self, request: RewardRequest) -> IssueResult:
         coupon = self._post("/v1/coupons", {
-            "amount_off": request.amount, "currency": request.currency.lower(),
+            "amount_off": to_stripe_amount(request.amount, request.currency),
+            "currency": request.currency.lower(),
             "duration": "once", "max_redemptions": 1, "name": request.description[:40],
             "metadata[referflow_reward_id]": request.reward_id}, f"{request.reward_id}-coupon")
         promo = self._post("/v1/promotion_codes", {
@@ -93,7 +118,8 @@ class StripeBalanceIssuer(StripePromotionCodeIssuer):
             raise PermanentProviderError("stripe: the recipient's external id is not a Stripe "
                                          "customer id (cus_...)")
         txn = self._post(f"/v1/customers/{customer}/balance_transactions", {
-            "amount": -request.amount, "currency": request.currency.lower(),
+            "amount": -to_stripe_amount(request.amount, request.currency),
+            "currency": request.currency.lower(),
             "description": request.description[:200],
             "metadata[referflow_reward_id]": request.reward_id}, f"{request.reward_id}-balance")
         return IssueResult(txn["id"], None)
@@ -134,12 +160,13 @@ class ShopifyGiftCardIssuer:
                     headers={"X-Shopify-Access-Token": self.token}).json()
         if body.get("errors"):
             raise PermanentProviderError(f"shopify: {body['errors'][0].get('message')}")
-        return body["data"]
+        data: dict[str, Any] = body["data"]
+        return data
 
     def issue(self, request: RewardRequest) -> IssueResult:
         code = self.code_for(request.reward_id)
         data = self._graphql(GIFT_CARD_CREATE, {"input": {
-            "initialValue": str(major_units(request.amount, request.currency)), "code": code,
+            "initialValue": str(money.to_major(request.amount, request.currency)), "code": code,
             "expiresOn": request.expires_at.date().isoformat(),
             "note": f"referflow reward {request.reward_id}: {request.description}"[:255]}})
         payload = data["giftCardCreate"]
