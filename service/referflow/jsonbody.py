@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 
@@ -18,6 +19,14 @@ def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):  # 1e400: valid JSON, but no database or JS number holds it
+        raise ValidationFailed(f"the number {text[:40]} is out of range (beyond a double)",
+                               code="number_out_of_range")
+    return value
+
+
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     obj: dict[str, Any] = {}
     for key, value in pairs:
@@ -31,7 +40,7 @@ def loads_strict(raw: bytes) -> Any:
     """Parse JSON refusing NaN/Infinity, bad UTF-8, duplicate keys, unstorable text and depth."""
     try:
         data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant,
-                          object_pairs_hook=_unique_keys)
+                          parse_float=_finite_float, object_pairs_hook=_unique_keys)
     except RecursionError as exc:
         raise BadRequest("the JSON body is nested too deeply", code="too_deep") from exc
     except (UnicodeDecodeError, ValueError) as exc:

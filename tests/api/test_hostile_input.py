@@ -125,3 +125,17 @@ def test_another_programs_subscription_has_no_deliveries_here(client, api):
     sub = other.post("/v1/webhooks", {"url": "http://127.0.0.1:9/hook", "events": ["*"]}).get_json()
     _error(api.get(f"/v1/webhooks/{sub['id']}/deliveries"), 404, "subscription_not_found")
     assert other.get(f"/v1/webhooks/{sub['id']}/deliveries").status_code == 200
+
+
+@pytest.mark.parametrize("number", [b"1e400", b"-1e999"])
+def test_numbers_beyond_a_double_are_refused_in_any_body(client, api, number):
+    referral = claim(api, link(api)["code"])
+    body = (b'{"referral_id": "' + referral["id"].encode() + b'", "event": {"id": "e1", "type": "first_order", '
+            b'"amount": ' + number + b', "currency": "EUR", "occurred_at": "2026-11-23T10:00:00Z"}}')
+    _error(_raw(client, api.token, "POST", "/v1/referrals/qualify", body), 422, "number_out_of_range")
+
+
+def test_an_event_id_longer_than_the_referral_keeps_is_refused(client, api):
+    referral = claim(api, link(api)["code"])
+    body = {"referral_id": referral["id"], "event": {**event(), "id": "e" * 201}}
+    _error(api.post("/v1/referrals/qualify", body), 422, "validation_failed")

@@ -143,11 +143,10 @@ def test_a_number_beyond_a_double_is_a_422_not_a_row_postgresql_refuses(shop):
     claimed_friend(shop)
     body = raw(fixture("stripe_invoice_paid.json")).replace(b'"amount_paid": 4900', b'"amount_paid": 1e400')
     response = post(shop, "stripe", body, stripe_headers(body))
-    assert (response.status_code, response.get_json()["code"]) == (422, "malformed_event")
-    assert response.get_json()["errors"][0]["path"] == "/data/object/amount_paid"
+    assert (response.status_code, response.get_json()["code"]) == (422, "number_out_of_range")
     order = raw(fixture("shopify_orders_paid.json", "CODE")).replace(b'"199.00"', b"-1e999")
     response = post(shop, "shopify", order, shopify_headers(order, "orders/paid", "evt-o-9"))
-    assert (response.status_code, response.get_json()["code"]) == (422, "malformed_event")
+    assert (response.status_code, response.get_json()["code"]) == (422, "number_out_of_range")
     assert [i["type"] for i in events(shop)] == ["customer.created"]
 
 
