@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 
 from flask import Flask, g
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -17,6 +18,14 @@ from referflow.services import Services
 from referflow.storage.db import Database
 
 
+@dataclass
+class WebServices(Services):
+    """The services of a web process: the shared ones plus the API-key cache and rate limits."""
+
+    keys: KeyCache = field(default_factory=KeyCache)
+    limits: RateLimits | None = None
+
+
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the referflow Flask app."""
     settings = settings or Settings.from_env()
@@ -25,8 +34,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
     if settings.trust_proxy:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)  # type: ignore[method-assign]
-    services = Services(settings, Database(settings.database_url), SchemaStore(), KeyCache(),
-                        RateLimits(settings))
+    services = WebServices(settings, Database(settings.database_url), SchemaStore(),
+                           keys=KeyCache(), limits=RateLimits(settings))
     app.extensions["referflow"] = services
     app.teardown_appcontext(_close_session)
     api.init_app(app)

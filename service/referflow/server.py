@@ -10,7 +10,7 @@ from referflow.app import create_app
 from referflow.config import Settings
 
 
-class ReferflowServer(BaseApplication):  # type: ignore[misc]
+class ReferflowServer(BaseApplication):
     """A gunicorn application that builds referflow in each worker."""
 
     def __init__(self, settings: Settings, options: dict[str, Any]):

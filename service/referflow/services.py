@@ -2,28 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from referflow.config import Settings
 from referflow.contract import SchemaStore
 from referflow.storage.db import Database
 
-if TYPE_CHECKING:  # typing only: these modules sit above this one
-    from referflow.api.keycache import KeyCache
-    from referflow.api.ratelimit import RateLimits
-    from referflow.jobs.queue import JobQueue
+
+class JobQueue(Protocol):
+    """Run ``func(*args)`` once per ``job_id``, now or on a worker (jobs/queue.py has both)."""
+
+    def enqueue(self, func: Callable[..., Any], *args: Any, job_id: str) -> None: ...
 
 
 @dataclass
 class Services:
-    """Settings, the database, schemas and caches; the web app keeps its in ``app.extensions``."""
+    """Settings, the database, schemas and where jobs run (the web app adds its own parts)."""
 
     settings: Settings
     db: Database
     schemas: SchemaStore
-    keys: KeyCache | None = None  # API-key cache (web processes)
-    limits: RateLimits | None = None  # the API's rate limits (web processes)
     jobs: Any = None  # the in-process ticker (embedded default) or None
     queue: JobQueue | None = None  # where jobs run: InlineQueue, or RqQueue in a worker
 

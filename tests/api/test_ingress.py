@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -350,3 +351,42 @@ def test_unconfigured_provider_is_refused(client):
     body = fixture("stripe_invoice_paid.json")
     response = send(api, "stripe", body, stripe_headers(body))
     assert (response.status_code, response.get_json()["code"]) == (409, "provider_not_configured")
+
+
+@pytest.mark.parametrize(("policy", "status"), [("allow", "pending"), ("review", "in_review"),
+                                                ("reject", "rejected")])
+def test_a_card_signal_after_the_claim_follows_the_programs_policy(shop, policy, status):
+    config = {**PROGRAM_CONFIG, "hold_days": 14, "review": {"policy": {"same_payment_method": policy}}}
+    updated = shop.put("/v1/program/config", {"config": config})
+    assert updated.status_code == 200, updated.get_json()
+    code = link(shop, context={"payment_fingerprint": "Xt5EWLLDS7FJjR1c"})["code"]
+    stripe(shop, fixture("stripe_customer_created.json", code))
+    run_jobs(shop)
+    assert referral_of(shop, "cus_FriendBob")["status"] == "pending"
+    stripe(shop, fixture("stripe_charge_succeeded.json"))
+    run_jobs(shop)
+    referral = referral_of(shop, "cus_FriendBob")
+    assert referral["status"] == status
+    assert referral["reasons"][-1]["code"] == "same_payment_method"
+    signal = [h for h in referral["history"] if h["action"] == "signal_after_claim"]
+    assert len(signal) == 1 and signal[0]["data"]["verdict"] == policy
+    if status == "in_review":
+        assert referral["review_deadline"]
+
+
+def test_a_card_signal_on_a_held_referral_asks_for_review_and_keeps_the_hold(shop):
+    code = link(shop, context={"payment_fingerprint": "Xt5EWLLDS7FJjR1c"})["code"]
+    stripe(shop, fixture("stripe_customer_created.json", code))
+    run_jobs(shop)
+    referral_id = referral_of(shop, "cus_FriendBob")["id"]
+    held = shop.post("/v1/referrals/qualify", {"referral_id": referral_id, "event": {
+        "id": "in_held", "type": "first_paid_invoice", "amount": 4900, "currency": "EUR",
+        "occurred_at": datetime.now(UTC).isoformat()}}).get_json()
+    assert held["status"] == "held"
+    stripe(shop, fixture("stripe_charge_succeeded.json"))
+    run_jobs(shop)
+    referral = shop.get(f"/v1/referrals/{referral_id}").get_json()
+    assert referral["status"] == "in_review"
+    approved = shop.post(f"/v1/referrals/{referral_id}/approve",
+                         {"reviewer": "cs@shop.test", "note": "same card, real friend"})
+    assert approved.get_json()["status"] == "held"  # back into its hold, not past it

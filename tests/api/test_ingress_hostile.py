@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select, update
 
-from referflow.actions import ingress
+from referflow.actions import inbound as ingress
 from referflow.actions.mappings import HANDLERS
 from referflow.app import create_app
 from referflow.storage.models import InboundEvent, Referral

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from sqlalchemy import select, update
 
-from referflow.actions.ingress import PROCESSED, WAITING
+from referflow.actions.inbound import PROCESSED, WAITING
 from referflow.actions.retention import prune
 from referflow.domain.timeutil import utcnow
 from referflow.jobs.runner import tick

@@ -31,9 +31,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from referflow.actions.common import Actor, ProgramContext, move, reason
+from referflow.actions.common import Actor, ProgramContext, reason
 from referflow.actions.customers import import_customers
-from referflow.actions.ingress import (
+from referflow.actions.event_shapes import (
     CURRENCY,
     DECIMAL,
     ID,
@@ -44,20 +44,24 @@ from referflow.actions.ingress import (
     Handler,
     InvalidEvent,
     Outcome,
+    Payload,
     Shape,
-    Waiting,
     array_of,
-    customer_of,
     maybe,
     minor_units,
     obj,
     reads,
-    remember,
     rfc3339_time,
     unix_time,
 )
+from referflow.actions.provider_refs import Waiting, customer_of, remember
 from referflow.actions.providers import credentials, settings_of
-from referflow.actions.referrals import claim_referral, qualify_referral, reverse_referral
+from referflow.actions.referrals import (
+    apply_late_signal,
+    claim_referral,
+    qualify_referral,
+    reverse_referral,
+)
 from referflow.contract import SchemaStore
 from referflow.domain import money
 from referflow.domain import referral as states
@@ -65,9 +69,9 @@ from referflow.domain.emails import normalise_email
 from referflow.domain.hashing import keyed_hash
 from referflow.providers.hubspot import HubSpotClient
 from referflow.providers.issuers import from_stripe_amount
+from referflow.services import Services
 from referflow.storage.models import IdentityMark, Referral, Suppression
 
-Payload = dict[str, Any]
 STRIPE_AMOUNT: Shape = {"type": "integer", "minimum": 0, "maximum": money.MAX_MINOR}
 
 
@@ -152,7 +156,8 @@ METADATA = maybe(obj(referral_code=maybe(TEXT)))
 @reads(stripe_event(customer=maybe(ID), payment_intent=maybe(ID), client_reference_id=maybe(TEXT),
                     metadata=METADATA, customer_email=maybe(TEXT),
                     customer_details=maybe(obj(email=maybe(TEXT)))))
-def stripe_checkout_completed(s: Session, ctx: ProgramContext, e: Payload, actor: Actor) -> Outcome:
+def stripe_checkout_completed(s: Session, ctx: ProgramContext, e: Payload, actor: Actor,
+        svc: Services) -> Outcome:
     obj = e["data"]["object"]
     customer = obj.get("customer")
     if customer:
@@ -163,7 +168,8 @@ def stripe_checkout_completed(s: Session, ctx: ProgramContext, e: Payload, actor
 
 
 @reads(stripe_event("id", id=ID, email=maybe(TEXT), metadata=METADATA))
-def stripe_customer_created(s: Session, ctx: ProgramContext, e: Payload, actor: Actor) -> Outcome:
+def stripe_customer_created(s: Session, ctx: ProgramContext, e: Payload, actor: Actor,
+        svc: Services) -> Outcome:
     obj = e["data"]["object"]
     return _claim(s, ctx, actor, (obj.get("metadata") or {}).get("referral_code"), obj["id"],
                   obj.get("email"))
@@ -173,7 +179,8 @@ def stripe_customer_created(s: Session, ctx: ProgramContext, e: Payload, actor: 
                     amount_paid=STRIPE_AMOUNT, currency=CURRENCY, charge=maybe(ID),
                     payment_intent=maybe(ID),
                     status_transitions=maybe(obj(paid_at=maybe(UNIX_TIME)))))
-def stripe_invoice_paid(s: Session, ctx: ProgramContext, e: Payload, actor: Actor) -> Outcome:
+def stripe_invoice_paid(s: Session, ctx: ProgramContext, e: Payload, actor: Actor,
+        svc: Services) -> Outcome:
     obj = e["data"]["object"]
     customer, currency = obj["customer"], obj["currency"].upper()
     if not customer or not obj["amount_paid"]:
@@ -191,7 +198,8 @@ def stripe_invoice_paid(s: Session, ctx: ProgramContext, e: Payload, actor: Acto
 
 @reads(stripe_event("id", id=ID, customer=maybe(ID), payment_intent=maybe(ID),
                     payment_method_details=maybe(obj(card=maybe(obj(fingerprint=maybe(TEXT)))))))
-def stripe_charge_succeeded(s: Session, ctx: ProgramContext, e: Payload, actor: Actor) -> Outcome:
+def stripe_charge_succeeded(s: Session, ctx: ProgramContext, e: Payload, actor: Actor,
+        svc: Services) -> Outcome:
     obj = e["data"]["object"]
     customer = obj.get("customer")
     if not customer:
@@ -218,14 +226,15 @@ def _payment_fingerprint(s: Session, ctx: ProgramContext, actor: Actor, customer
     if shared and referral.status in (states.PENDING, states.HELD):
         why = reason("same_payment_method", "The friend paid with the payment method of the "
                      f"{'advocate' if shared == 'advocate' else 'an earlier friend'}.")
-        referral.reasons = [*referral.reasons, why]
-        move(s, ctx, referral, states.IN_REVIEW, "signal_after_claim", actor, reasons=[why])
-        return {"action": "review", "referral_id": referral.id, "signal": "same_payment_method"}
+        verdict = apply_late_signal(s, ctx, referral, why, actor)  # the program's policy decides
+        return {"action": verdict, "referral_id": referral.id, "signal": "same_payment_method",
+                "status": referral.status}
     return {"action": "remember_charge", "referral_id": referral.id}
 
 
 @reads(stripe_event(customer=maybe(ID)))
-def stripe_charge_refunded(s: Session, ctx: ProgramContext, e: Payload, actor: Actor) -> Outcome:
+def stripe_charge_refunded(s: Session, ctx: ProgramContext, e: Payload, actor: Actor,
+        svc: Services) -> Outcome:
     customer = e["data"]["object"].get("customer")
     if not customer:
         return _ignored("no_customer")
@@ -247,12 +256,14 @@ def _by_charge(s: Session, ctx: ProgramContext, e: Payload, actor: Actor, why: s
 
 
 @reads(STRIPE_REFERENCED)
-def stripe_refund_created(s: Session, ctx: ProgramContext, e: Payload, actor: Actor) -> Outcome:
+def stripe_refund_created(s: Session, ctx: ProgramContext, e: Payload, actor: Actor,
+        svc: Services) -> Outcome:
     return _by_charge(s, ctx, e, actor, "refund")
 
 
 @reads(STRIPE_REFERENCED)
-def stripe_dispute_created(s: Session, ctx: ProgramContext, e: Payload, actor: Actor) -> Outcome:
+def stripe_dispute_created(s: Session, ctx: ProgramContext, e: Payload, actor: Actor,
+        svc: Services) -> Outcome:
     return _by_charge(s, ctx, e, actor, "chargeback")
 
 
@@ -271,7 +282,8 @@ def _shopify_code_in_customer(customer: Payload) -> str | None:
 
 
 @reads(obj("id", id=NUMERIC_ID, email=maybe(TEXT), tags=maybe(TEXT), note=maybe(TEXT)))
-def shopify_customer_created(s: Session, ctx: ProgramContext, c: Payload, actor: Actor) -> Outcome:
+def shopify_customer_created(s: Session, ctx: ProgramContext, c: Payload, actor: Actor,
+        svc: Services) -> Outcome:
     return _claim(s, ctx, actor, _shopify_code_in_customer(c), str(c["id"]), c.get("email"))
 
 
@@ -296,7 +308,8 @@ def _shopify_paid_at(order: Payload) -> str:
                               orders_count=maybe({"type": "integer", "minimum": 0}))),
            note_attributes=array_of(obj(name=maybe(TEXT), value={"type": ["string", "number", "null"]})),
            discount_codes=array_of(obj(code=maybe(TEXT)))))
-def shopify_order_paid(s: Session, ctx: ProgramContext, order: Payload, actor: Actor) -> Outcome:
+def shopify_order_paid(s: Session, ctx: ProgramContext, order: Payload, actor: Actor,
+        svc: Services) -> Outcome:
     customer = order.get("customer") or {}
     friend = str(customer.get("id") or "")
     if not friend:
@@ -324,7 +337,8 @@ def shopify_order_paid(s: Session, ctx: ProgramContext, order: Payload, actor: A
 
 
 @reads(obj("id", "order_id", "created_at", id=NUMERIC_ID, order_id=NUMERIC_ID, created_at=RFC3339))
-def shopify_refund_created(s: Session, ctx: ProgramContext, r: Payload, actor: Actor) -> Outcome:
+def shopify_refund_created(s: Session, ctx: ProgramContext, r: Payload, actor: Actor,
+        svc: Services) -> Outcome:
     occurred_at = rfc3339_time(r["created_at"], "/created_at")
     customer = customer_of(s, ctx.id, "shopify", str(r["order_id"]))
     return _reverse(s, ctx, actor, customer, "refund", f"refund:{r['id']}", occurred_at)
@@ -332,13 +346,9 @@ def shopify_refund_created(s: Session, ctx: ProgramContext, r: Payload, actor: A
 
 # -- HubSpot ----------------------------------------------------------------------------------
 
-def _hubspot(s: Session, ctx: ProgramContext) -> HubSpotClient:
-    # Deferred, and against the layers: the HubSpot API base is a setting, and ingress.process
-    # (called by jobs/tasks.py with the secret only) does not pass the services in yet.
-    from referflow.jobs.context import services  # noqa: PLC0415
-
+def _hubspot(s: Session, ctx: ProgramContext, svc: Services) -> HubSpotClient:
     (token,) = credentials(s, ctx.id, "hubspot", "access_token")
-    return HubSpotClient(token, services().settings.hubspot_api_base)
+    return HubSpotClient(token, svc.settings.hubspot_api_base)
 
 
 HUBSPOT_MS: Shape = {**UNIX_TIME, "minimum": UNIX_TIME["minimum"] * 1000,
@@ -347,10 +357,11 @@ HUBSPOT_MS: Shape = {**UNIX_TIME, "minimum": UNIX_TIME["minimum"] * 1000,
 
 @reads(obj("objectId", "subscriptionType", objectId=NUMERIC_ID, subscriptionType=TEXT,
            propertyName=maybe(TEXT), propertyValue=maybe(TEXT)))
-def hubspot_contact(s: Session, ctx: ProgramContext, e: Payload, actor: Actor) -> Outcome:
+def hubspot_contact(s: Session, ctx: ProgramContext, e: Payload, actor: Actor,
+        svc: Services) -> Outcome:
     if e["subscriptionType"] == "contact.propertyChange" and e.get("propertyName") != "referral_code":
         return _ignored("other_property")
-    props = _hubspot(s, ctx).contact(str(e["objectId"]))
+    props = _hubspot(s, ctx, svc).contact(str(e["objectId"]))
     code = e.get("propertyValue") if e.get("propertyName") == "referral_code" else None
     return _claim(s, ctx, actor, code or props.get("referral_code"), str(e["objectId"]),
                   props.get("email"))
@@ -367,11 +378,12 @@ def _deal_event(e: Payload, props: dict[str, Any], fallback_currency: str) -> di
 
 @reads(obj("objectId", "occurredAt", objectId=NUMERIC_ID, occurredAt=HUBSPOT_MS,
            propertyName=maybe(TEXT), propertyValue=maybe(TEXT)))
-def hubspot_deal(s: Session, ctx: ProgramContext, e: Payload, actor: Actor) -> Outcome:
+def hubspot_deal(s: Session, ctx: ProgramContext, e: Payload, actor: Actor,
+        svc: Services) -> Outcome:
     won = settings_of(s, ctx.id, "hubspot").get("closed_won_stage", "closedwon")
     if e.get("propertyName") != "dealstage" or e.get("propertyValue") != won:
         return _ignored("not_closed_won")
-    props, contacts = _hubspot(s, ctx).deal(str(e["objectId"]))
+    props, contacts = _hubspot(s, ctx, svc).deal(str(e["objectId"]))
     event = _deal_event(e, props, ctx.config.currency)
     results = []
     for contact in contacts:
@@ -398,7 +410,8 @@ def _find_email(value: Any) -> str | None:
 
 
 @reads(obj("topic", topic=TEXT))
-def klaviyo_consent(s: Session, ctx: ProgramContext, item: Payload, actor: Actor) -> Outcome:
+def klaviyo_consent(s: Session, ctx: ProgramContext, item: Payload, actor: Actor,
+        svc: Services) -> Outcome:
     topic = item["topic"].lower()
     if not any(word in topic for word in CONSENT_WORDS):
         return _ignored("not_a_consent_topic")

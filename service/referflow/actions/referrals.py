@@ -21,8 +21,8 @@ from referflow.actions.common import (
 )
 from referflow.actions.eligibility import claim_facts, marks_of, save_marks
 from referflow.actions.giftcards import void_referral_cards
-from referflow.actions.ingress import wake
 from referflow.actions.lifecycle import enter_hold_or_approve, flag_advocate, release_if_due
+from referflow.actions.provider_refs import wake
 from referflow.domain import fraud
 from referflow.domain import referral as states
 from referflow.domain.codes import new_id, normalise_code

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from referflow.actions import sync, webhooks
 from referflow.actions.events import blank_payload
-from referflow.actions.ingress import EXPIRED, IGNORED, PROCESSED
+from referflow.actions.inbound import EXPIRED, IGNORED, PROCESSED
 from referflow.storage import leases
 from referflow.storage.models import Click, InboundEvent, OutboxEvent, SyncTask, WebhookDelivery
 

@@ -77,7 +77,7 @@ def operation(bp: Blueprint, operation_id: str, method: str, rule: str, *, summa
 
     def decorate(fn: View) -> View:
         @wraps(fn)
-        def view(**path_args: Any) -> Response:
+        def view(**path_args: Any) -> BaseResponse:
             caller = authenticate(op.auth)
             body = parse_body(op.request) if op.request else None
             if op.method == "POST" and request.headers.get("Idempotency-Key"):

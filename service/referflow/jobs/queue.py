@@ -4,21 +4,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 from redis import Redis
 from rq import Queue
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
+from referflow.services import JobQueue
+
+__all__ = ["InlineQueue", "JobQueue", "RqQueue"]
+
 log = logging.getLogger("referflow.jobs")
 QUEUE_NAME = "referflow"
-
-
-class JobQueue(Protocol):
-    """Run ``func(*args)`` once per ``job_id``, now or on a worker."""
-
-    def enqueue(self, func: Callable[..., Any], *args: Any, job_id: str) -> None: ...
 
 
 class InlineQueue:

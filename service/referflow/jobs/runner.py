@@ -12,7 +12,7 @@ import time
 
 from flask import Flask
 
-from referflow.actions.ingress import due_inbound
+from referflow.actions.inbound import due_inbound
 from referflow.actions.lifecycle import release_due_holds
 from referflow.actions.retention import prune
 from referflow.actions.reviews import resolve_expired_reviews

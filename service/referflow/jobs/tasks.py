@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from referflow.actions import ingress, rewards, sync, webhooks
+from referflow.actions import inbound, rewards, sync, webhooks
 from referflow.jobs.context import services
 
 log = logging.getLogger("referflow.jobs")
@@ -40,7 +40,7 @@ def process_inbound_event(inbound_id: int) -> str | None:
     """Map one recorded provider event to its referral action."""
     svc = services()
     with svc.db.session() as session:
-        return ingress.process(session, svc.settings.secret_key, inbound_id)
+        return inbound.process(session, svc, inbound_id)
 
 
 def sync_to_provider(task_id: int) -> str | None:
