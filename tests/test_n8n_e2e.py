@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from decimal import Decimal
 
 import pytest
 import requests
@@ -349,3 +350,130 @@ def test_hubspot_workflow_claims_a_new_contact_and_qualifies_the_won_deal(stack)
     person = session.get(f"{base}/v1/people/123", timeout=10).json()
     assert person["referred_as_friend"][0]["status"] == "held"
     assert _qualification(session, base, "123") == ("deal:987", 150050, "EUR")
+
+
+# Currency exponents through n8n: the pack's Settings table (`currency_exponents`) must turn each
+# provider's major-unit string into referflow's integer minor units as referflow/domain/money.py
+# does. One n8n process runs every case (`n8n executeBatch`); each case has its own program in the
+# case's currency and its own referflow credential. An inexact amount becomes null in the workflow,
+# referflow refuses the request and the workflow stops: nothing is stored, the referral stays pending.
+MONEY_CASES = [  # (provider, currency, major-unit amount as the provider sends it, minor units or None)
+    ("shopify", "KWD", "12.345", 12345),
+    ("shopify", "JPY", "1234", 1234),
+    ("shopify", "USD", "12.5", 1250),
+    ("shopify", "USD", "12.505", None),
+    ("hubspot", "KWD", "12.345", 12345),
+]
+
+
+def _case_id(case):
+    return "-".join(map(str, case[:3]))
+
+
+def _shopify_order_paid(code, currency, total):
+    """shopify_orders_paid.json with only its money fields changed, consistently: the order is paid in
+    `currency` (shop and presentment currency alike), the referral discount is 1 major unit."""
+    from referflow.domain.money import exponent
+
+    order = _shopify("shopify_orders_paid.json", code)
+    discount = str(Decimal(1).quantize(Decimal(1).scaleb(-exponent(currency))))  # "1.000" KWD, "1" JPY
+    money = {"amount": total, "currency_code": currency}
+    order.update(currency=currency, presentment_currency=currency, total_price=total, subtotal_price=total,
+                 current_total_price=total, total_price_set={"shop_money": money, "presentment_money": money})
+    order["customer"]["currency"] = currency
+    order["discount_codes"][0]["amount"] = discount
+    order["line_items"][0]["price"] = str(Decimal(total) + Decimal(discount))
+    return order
+
+
+def _use_referflow_credential(workflow, credential):
+    for node in workflow["nodes"]:
+        if node.get("credentials", {}).get("httpHeaderAuth", {}).get("id") == "referflowApiCredential":
+            node["credentials"]["httpHeaderAuth"] = {"id": credential["id"], "name": credential["name"]}
+    return workflow
+
+
+@pytest.fixture(scope="class")
+def money_runs(database_url, tmp_path_factory):
+    """Run every MONEY_CASES workflow in one `n8n executeBatch`; yield each case's outcome."""
+    from tests.fakes.hubspot import TOKEN, FakeHubSpot
+
+    tmp = tmp_path_factory.mktemp("n8n-money")
+    shopify = json.loads((pack.pack_dir() / "shopify-to-referral.json").read_text())
+    with live_server(database_url, tmp) as base, FakeHubSpot() as hubspot:
+        hubspot_workflow = json.loads((pack.pack_dir() / "hubspot-to-referral.json").read_text()
+                                      .replace("https://api.hubapi.com", hubspot.base))
+        credentials = [_shopify_credential(),
+                       {"id": "hubspotTokenCredential", "name": "HubSpot private app", "type": "httpHeaderAuth",
+                        "data": {"name": "Authorization", "value": f"Bearer {TOKEN}"}}]
+        folder, cases = tmp / "workflows", {}
+        folder.mkdir()
+        for number, case in enumerate(MONEY_CASES):
+            provider, currency, total, _ = case
+            key, session = live_program(base, {**PROGRAM_CONFIG, "currency": currency}, name=f"n8n {_case_id(case)}")
+            credential = {"id": f"referflowMoneyCred{number:02d}", "name": f"referflow API {_case_id(case)}",
+                          "type": "httpHeaderAuth", "data": {"name": "Authorization", "value": f"Bearer {key}"}}
+            credentials.append(credential)
+            code = session.post(f"{base}/v1/links", timeout=10, json={
+                "advocate": {"external_id": f"adv-{number}", "email": "ann@example.com"}}).json()["code"]
+            if provider == "shopify":  # the paid order claims with its discount code, then qualifies
+                friend = SAFE_CUSTOMER
+                workflow = with_recorded_trigger(shopify, _shopify_order_paid(code, currency, total), base,
+                                                 "When a Shopify order is paid")
+            else:  # the contact has claimed; its deal is won, in the deal's currency
+                friend, deal = "123", {**_fixture("hubspot_deal_closed_won.json")[0], "objectId": 9870 + number}
+                claimed = session.post(f"{base}/v1/referrals/claim", timeout=10, json={
+                    "code": code, "friend": {"external_id": friend, "email": "carol@example.com"}})
+                assert claimed.status_code in (200, 201), claimed.text
+                hubspot.deals[str(deal["objectId"])] = {
+                    "properties": {"amount": total, "deal_currency_code": currency,
+                                   "closedate": "2026-11-22T12:00:00Z"}, "contacts": [friend]}
+                workflow = with_recorded_trigger(hubspot_workflow, deal, base)
+            workflow_id = f"moneyWorkflow{number:04d}"
+            workflow = _use_referflow_credential(workflow, credential)
+            # n8n 1.123 imports a folder in one transaction that creates a tag again for each workflow
+            # naming it (UNIQUE tag_entity.name fails): the tags, which play no part in a run, stay out.
+            workflow = {**workflow, "id": workflow_id, "tags": []}
+            (folder / f"{workflow_id}.json").write_text(json.dumps(workflow))
+            cases[_case_id(case)] = {"workflow_id": workflow_id, "session": session, "friend": friend}
+        n8n = N8n(tmp / "n8n")
+        n8n.import_credentials(credentials)
+        imported = n8n.run("import:workflow", "--separate", f"--input={folder}")
+        assert imported.returncode == 0, imported.stderr[-2000:]
+        report = tmp / "batch.json"
+        ids = ",".join(c["workflow_id"] for c in cases.values())
+        batch = n8n.run("executeBatch", f"--ids={ids}", f"--output={report}", "--retries=0", timeout=300)
+        assert report.exists(), (batch.stdout[-3000:], batch.stderr[-3000:])
+        executions = {e["workflowId"]: e for e in json.loads(report.read_text())["executions"]}
+        for case in cases.values():
+            case["execution"] = executions[case["workflow_id"]]
+        yield base, cases
+
+
+class TestCurrencyExponentsThroughN8n:
+    @pytest.mark.parametrize("case", MONEY_CASES, ids=_case_id)
+    def test_provider_amount_reaches_referflow_in_minor_units(self, money_runs, case):
+        from referflow.domain.money import InexactAmount, to_minor
+
+        base, cases = money_runs
+        _, currency, total, minor = case
+        run = cases[_case_id(case)]
+        session, friend, execution = run["session"], run["friend"], run["execution"]
+        referral_id = session.get(f"{base}/v1/people/{friend}", timeout=10).json()[
+            "referred_as_friend"][0]["referral_id"]
+        referral = session.get(f"{base}/v1/referrals/{referral_id}", timeout=10).json()
+        if minor is not None:
+            assert minor == to_minor(total, currency)  # the expectation agrees with referflow's own table
+            assert execution["executionStatus"] == "success", execution
+            assert referral["status"] == "held"
+            assert (referral["qualification"]["amount"], referral["qualification"]["currency"]) == (minor, currency)
+        else:
+            with pytest.raises(InexactAmount):
+                to_minor(total, currency)
+            # The workflow sends amount null; referflow refuses it; the run stops on the error node.
+            assert execution["executionStatus"] == "error", execution
+            assert "referflow refused or was unreachable" in execution["error"], execution
+            assert "422" in execution["error"] and "/event/amount" in execution["error"], execution
+            assert referral["status"] == "pending" and referral["qualification"] is None
+            # Nothing truncated or rounded was recorded anywhere in the referral's history.
+            assert [h["action"] for h in referral["history"]] == ["claimed"], referral["history"]
