@@ -27,6 +27,7 @@ from referflow.domain.timeutil import to_rfc3339, utcnow
 from referflow.errors import ApiError, Conflict, NotFound
 from referflow.providers.receivers import RECEIVERS, Delivery
 from referflow.services import Services
+from referflow.storage import leases
 from referflow.storage.models import InboundEvent, InboundStatus, Program, ProviderConfig
 
 log = logging.getLogger("referflow.inbound")
@@ -120,7 +121,7 @@ def _failed(session: Session, inbound_id: int, exc: Exception, now: datetime) ->
                          "failures": failures}
     else:
         event.status = PENDING
-        event.next_attempt_at = now + timedelta(seconds=RETRY[failures - 1])
+        event.next_attempt_at = leases.next_try(now, RETRY, failures)
         event.outcome = {"error": error, "failures": failures,
                          "retry_at": to_rfc3339(event.next_attempt_at)}
     session.commit()
@@ -139,7 +140,7 @@ def _wait(session: Session, grace_days: int, inbound_id: int, wait: Waiting, now
         event.outcome = {"expired": wait.reason, "waited_until": to_rfc3339(event.wait_until)}
     else:
         event.status, event.outcome = WAITING, {"waiting_for": wait.reason}
-        event.next_attempt_at = now + timedelta(seconds=RETRY[min(event.attempts, len(RETRY)) - 1])
+        event.next_attempt_at = leases.next_try(now, RETRY, event.attempts)
     session.commit()
     return event.status
 

@@ -56,5 +56,11 @@ def retry_later(row: Any, now: datetime, schedule: Sequence[float],
     attempt (the last one repeats), with +-10% jitter so retries of one outage spread out.
     """
     settle(row, PENDING)
-    wait = retry_after or schedule[min(row.attempts, len(schedule)) - 1]
-    row.next_attempt_at = now + timedelta(seconds=wait * random.uniform(0.9, 1.1))  # noqa: S311
+    row.next_attempt_at = next_try(now, schedule, row.attempts, retry_after)
+
+
+def next_try(now: datetime, schedule: Sequence[float], attempt: int,
+             retry_after: float | None = None) -> datetime:
+    """Return when attempt ``attempt + 1`` is due: the provider's Retry-After, else the schedule."""
+    wait = retry_after or schedule[min(max(attempt, 1), len(schedule)) - 1]
+    return now + timedelta(seconds=wait * random.uniform(0.9, 1.1))  # noqa: S311 (jitter)
