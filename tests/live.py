@@ -12,6 +12,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import requests
+import requests.adapters
+from urllib3.util.retry import Retry
 
 from tests.conftest import ADMIN_TOKEN, PROGRAM_CONFIG, SECRET_KEY
 
@@ -59,6 +61,9 @@ def live_program(base: str, config: dict | None = None, name: str = "live") -> t
     key = created.json()["api_key"]["key"]
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {key}"
+    # gunicorn closes idle keep-alive connections after 2 s; a GET that races that close is
+    # retried (idempotent methods only, as urllib3's Retry does by default).
+    session.mount("http://", requests.adapters.HTTPAdapter(max_retries=Retry(total=2, backoff_factor=0.1)))
     return key, session
 
 
