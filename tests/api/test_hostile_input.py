@@ -139,3 +139,13 @@ def test_an_event_id_longer_than_the_referral_keeps_is_refused(client, api):
     referral = claim(api, link(api)["code"])
     body = {"referral_id": referral["id"], "event": {**event(), "id": "e" * 201}}
     _error(api.post("/v1/referrals/qualify", body), 422, "validation_failed")
+
+
+@pytest.mark.parametrize("at", ["9999-12-31T00:00:00Z", "2999-01-01T00:00:00+14:00"])
+def test_events_dated_in_the_future_are_refused_not_a_500(client, api, at):
+    referral = claim(api, link(api)["code"])
+    _error(api.post("/v1/referrals/qualify", {"referral_id": referral["id"],
+                                              "event": {**event(), "occurred_at": at}}), 422, "occurred_in_future")
+    _error(api.post(f"/v1/referrals/{referral['id']}/reverse", {
+        "reason": "refund", "event": {"id": "rf_1", "occurred_at": at}}), 422, "occurred_in_future")
+    assert api.get(f"/v1/referrals/{referral['id']}").get_json()["status"] == "pending"

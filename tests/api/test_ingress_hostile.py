@@ -16,6 +16,7 @@ from sqlalchemy import select, update
 from referflow.actions import inbound as ingress
 from referflow.actions.mappings import HANDLERS
 from referflow.app import create_app
+from referflow.errors import RetryableProviderError
 from referflow.storage.models import InboundEvent, Referral
 from tests.api.test_ingress import (
     HUBSPOT_SECRET,
@@ -391,6 +392,30 @@ def test_an_event_whose_mapping_keeps_failing_expires_with_the_error(shop, monke
         s.commit()
     run_jobs(shop)
     assert events(shop)[0] == item  # settled: never tried again
+
+
+def test_a_provider_outage_is_retried_as_asked_then_expires_after_days(shop, monkeypatch):
+    def hubspot_down(*args):
+        raise RetryableProviderError("hubspot: HTTP 503", retry_after=120)
+
+    monkeypatch.setitem(HANDLERS, ("stripe", "invoice.paid"), hubspot_down)
+    post_stripe(shop, fixture("stripe_invoice_paid.json"))
+    db = shop.app.extensions["referflow"].db
+    for _ in range(ingress.MAX_FAILURES + 2):  # more tries than a bug gets: an outage is no bug
+        run_jobs(shop)
+        item = events(shop)[0]
+        assert item["status"] == "pending" and item["outcome"]["retrying"] == "hubspot: HTTP 503", item
+        with db.session() as s:
+            due = s.scalar(select(InboundEvent.next_attempt_at))
+            assert timedelta(seconds=100) < due - datetime.now(UTC) < timedelta(seconds=140)  # Retry-After
+            s.execute(update(InboundEvent).values(next_attempt_at=datetime.now(UTC) - timedelta(seconds=1)))
+            s.commit()
+    with db.session() as s:  # three days of outage later
+        s.execute(update(InboundEvent).values(received_at=datetime.now(UTC) - timedelta(days=3, seconds=1)))
+        s.commit()
+    run_jobs(shop)
+    item = events(shop)[0]
+    assert item["status"] == "expired" and "provider unavailable" in item["outcome"]["expired"]
 
 
 def test_the_outcome_of_an_invalid_event_is_short_even_for_huge_values(shop):

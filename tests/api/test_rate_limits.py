@@ -32,13 +32,14 @@ def _limited(response):
     assert 1 <= int(response.headers["Retry-After"]) <= 60
 
 
-def test_wrong_keys_from_one_address_are_stopped_and_a_right_key_waits_too(limited):
+def test_wrong_keys_from_one_address_are_stopped_and_right_keys_still_pass(limited):
     api = make_program(limited)
     for i in range(5):
         assert _get(limited, "/v1/program", f"rfk_wrong{i:04d}xxxxxx").status_code == 401
     _limited(_get(limited, "/v1/program", "rfk_wrong9999xxxxxx"))
-    _limited(_get(limited, "/v1/program", api.token))  # blocked address: no oracle for guesses
-    assert _get(limited, "/v1/program", api.token, ip="198.51.100.8").status_code == 200
+    # Programs share addresses (Zapier, n8n cloud, a proxy): one tenant's bad key locks no one out.
+    assert _get(limited, "/v1/program", api.token).status_code == 200
+    _limited(_get(limited, "/v1/program", "rfk_wrong8888xxxxxx"))
 
 
 def test_guesses_at_one_key_prefix_are_stopped_across_addresses(limited):

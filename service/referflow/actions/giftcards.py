@@ -25,6 +25,7 @@ from referflow.domain.codes import new_gift_card_code, new_id, normalise_code
 from referflow.domain.program import REWARD_SIDES
 from referflow.domain.timeutil import utcnow
 from referflow.errors import Conflict, NotFound, ValidationFailed
+from referflow.storage.locks import serialise_on
 from referflow.storage.models import GiftCard, GiftCardEntry, GiftCardStatus, Referral
 
 ACTIVE, REDEEMED, VOIDED = GiftCardStatus.ACTIVE, GiftCardStatus.REDEEMED, GiftCardStatus.VOIDED
@@ -61,6 +62,10 @@ def _sides(amounts: dict[str, int], requested: str | None) -> list[str]:
 def _issue_for_referral(session: Session, ctx: ProgramContext, body: dict[str, Any],
                         actor: Actor) -> list[GiftCard]:
     referral = get_referral_row(session, ctx, body["referral_id"])
+    # Parallel issues of the two sides (or a retry) queue here, so the last one sees every card
+    # and completes the referral; without the lock each could miss the other's card.
+    serialise_on(session, Referral, referral.id, "status")
+    session.refresh(referral)
     release_if_due(session, ctx, referral)
     if referral.status not in (states.APPROVED, states.REWARDED):
         raise Conflict(f"the referral is {referral.status}, not approved",

@@ -24,7 +24,7 @@ from referflow.actions.event_shapes import InvalidEvent
 from referflow.actions.mappings import HANDLERS
 from referflow.actions.provider_refs import Waiting
 from referflow.domain.timeutil import to_rfc3339, utcnow
-from referflow.errors import ApiError, Conflict, NotFound
+from referflow.errors import ApiError, Conflict, NotFound, RetryableProviderError
 from referflow.providers.receivers import RECEIVERS, Delivery
 from referflow.services import Services
 from referflow.storage import leases
@@ -35,6 +35,7 @@ PENDING, WAITING, PROCESSED = InboundStatus.PENDING, InboundStatus.WAITING, Inbo
 IGNORED, EXPIRED = InboundStatus.IGNORED, InboundStatus.EXPIRED
 RETRY = (60, 300, 1800, 3600, 3 * 3600, 6 * 3600)
 MAX_FAILURES = len(RETRY)  # unexpected errors: about 4.5 hours of retries, then expired
+OUTAGE_BUDGET = timedelta(days=3)  # a provider outage (5xx, 429, timeout) is retried this long
 
 
 def receive(session: Session, program_id: str, provider: str,
@@ -97,7 +98,10 @@ def process(session: Session, services: Services, inbound_id: int) -> str | None
     except ApiError as exc:  # e.g. an unknown referral code: nothing to do, and it says why
         session.rollback()
         status, outcome = IGNORED, {"ignored": exc.code, "message": exc.message}
-    except Exception as exc:  # a bug or an outage: retry on the backoff, then give up
+    except RetryableProviderError as exc:  # HubSpot down or throttling: not the event's fault
+        log.warning("inbound event %s: provider unavailable, retrying", inbound_id)
+        return _provider_outage(session, inbound_id, exc, now)
+    except Exception as exc:  # a bug: retry on the backoff, then give up
         log.exception("inbound event %s failed", inbound_id)
         return _failed(session, inbound_id, exc, now)
     event = session.get(InboundEvent, inbound_id)
@@ -106,6 +110,26 @@ def process(session: Session, services: Services, inbound_id: int) -> str | None
     event.attempts += 1
     session.commit()
     return status
+
+
+def _provider_outage(session: Session, inbound_id: int, exc: RetryableProviderError,
+                     now: datetime) -> str:
+    """Retry as the provider asks (Retry-After) for up to OUTAGE_BUDGET, then expire with why."""
+    session.rollback()
+    event = session.get(InboundEvent, inbound_id)
+    assert event is not None
+    event.attempts += 1
+    error = str(exc)[:500]
+    if now - event.received_at > OUTAGE_BUDGET:
+        event.status, event.processed_at = EXPIRED, now
+        event.outcome = {"expired": f"provider unavailable for over {OUTAGE_BUDGET.days} days",
+                         "error": error}
+    else:
+        event.status = PENDING
+        event.next_attempt_at = leases.next_try(now, RETRY, event.attempts, exc.retry_after)
+        event.outcome = {"retrying": error, "retry_at": to_rfc3339(event.next_attempt_at)}
+    session.commit()
+    return event.status
 
 
 def _failed(session: Session, inbound_id: int, exc: Exception, now: datetime) -> str:

@@ -30,6 +30,8 @@ COUNTED = (states.APPROVED, states.REWARDED)
 def approve(session: Session, ctx: ProgramContext, referral: Referral, actor: Actor, action: str,
             now: datetime, data: dict[str, Any] | None = None) -> None:
     """Approve a referral unless a monthly cap says defer or reject; update the advocate's tier."""
+    # Lock order referral -> programme -> advocate, the order every other writer of them uses.
+    serialise_on(session, Referral, referral.id, "status")
     if _has_caps(ctx):  # the caps are read after the lock, so parallel approvals count each other
         if ctx.config.caps.program_spend_per_month:
             serialise_on(session, Program, ctx.id, "config_version")
@@ -146,11 +148,11 @@ def release_if_due(session: Session, ctx: ProgramContext, referral: Referral,
     now = now or utcnow()
     if referral.status != states.HELD or referral.hold_until is None or referral.hold_until > now:
         return False
-    approve(session, ctx, referral, SYSTEM, "hold_released", now,
-            {"hold_until": to_rfc3339(referral.hold_until)})
     try:
+        approve(session, ctx, referral, SYSTEM, "hold_released", now,
+                {"hold_until": to_rfc3339(referral.hold_until)})
         session.commit()
-    except StaleDataError:  # someone else released (or reversed) it first
+    except StaleDataError:  # someone else released (or reversed) it first, maybe while we waited
         session.rollback()
         session.refresh(referral)
         return False

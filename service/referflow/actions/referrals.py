@@ -27,7 +27,7 @@ from referflow.domain import fraud
 from referflow.domain import referral as states
 from referflow.domain.codes import new_id, normalise_code
 from referflow.domain.timeutil import parse_rfc3339, to_rfc3339, utcnow
-from referflow.errors import Conflict, NotFound
+from referflow.errors import Conflict, NotFound, ValidationFailed
 from referflow.storage.locks import serialise_on
 from referflow.storage.models import Advocate, Click, ProcessedEvent, Referral, ReferralCode, ReferralHistory
 
@@ -150,9 +150,9 @@ def qualify_referral(session: Session, ctx: ProgramContext, body: dict[str, Any]
     """Apply a qualifying event (first order / paid invoice); a repeated event id does nothing."""
     referral = _find_for_event(session, ctx, body)
     event = body["event"]
+    occurred_at = _event_time(event["occurred_at"])
     if not _first_time(session, ctx, "qualify", event["id"], referral.id):
         return get_referral_row(session, ctx, referral.id)
-    occurred_at = parse_rfc3339(event["occurred_at"])
     facts = {"event_id": event["id"], "type": event["type"], "amount": event["amount"],
              "currency": event["currency"], "occurred_at": to_rfc3339(occurred_at)}
     if referral.status not in (states.PENDING, states.IN_REVIEW) or referral.qualifying_event_id:
@@ -173,6 +173,14 @@ def qualify_referral(session: Session, ctx: ProgramContext, body: dict[str, Any]
         enter_hold_or_approve(session, ctx, referral, actor, "qualified", {"event": facts})
     session.commit()
     return referral
+
+
+def _event_time(raw: str) -> datetime:
+    occurred_at = parse_rfc3339(raw)
+    if states.in_the_future(occurred_at, utcnow()):
+        raise ValidationFailed(f"occurred_at {raw[:40]} is in the future", code="occurred_in_future",
+                               errors=[{"path": "/event/occurred_at", "message": "in the future"}])
+    return occurred_at
 
 
 def _ignore(session: Session, ctx: ProgramContext, referral: Referral, actor: Actor,
@@ -228,7 +236,7 @@ def reverse_referral(session: Session, ctx: ProgramContext, referral_id: str,
         raise Conflict(f"a {referral.status} referral cannot be reversed",
                        code="invalid_transition")
     now = utcnow()
-    occurred_at = parse_rfc3339(event["occurred_at"]) if event and "occurred_at" in event else now
+    occurred_at = _event_time(event["occurred_at"]) if event and "occurred_at" in event else now
     decision = states.decide_reversal(body["reason"], referral.status, occurred_at,
                                       referral.hold_until, ctx.config.refund_after_hold)
     why = reason(decision.code, decision.message)

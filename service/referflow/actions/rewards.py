@@ -19,6 +19,7 @@ from referflow.errors import PermanentProviderError, RetryableProviderError
 from referflow.providers import issuers
 from referflow.services import Services
 from referflow.storage import leases
+from referflow.storage.locks import serialise_on
 from referflow.storage.models import Advocate, Referral, Reward, RewardStatus
 
 log = logging.getLogger("referflow.rewards")
@@ -96,7 +97,8 @@ def _issued(session: Session, ctx: ProgramContext, reward: Reward, referral: Ref
         emit(session, ctx.id, "reward.issued", {
             "issuer": reward.issuer, "reward": _dump(reward),
             "recipient": reward_recipient(session, reward.side, referral.id, referral.advocate_id)})
-        session.flush()
+        # Both sides' jobs may finish at once: the second waits here and sees the first's reward.
+        serialise_on(session, Referral, referral.id, "status")
         session.refresh(referral)
         complete_if_paid(session, ctx, referral, SYSTEM, {r.side: _dump(r) for r in session.scalars(
             select(Reward).where(Reward.referral_id == referral.id, Reward.status == ISSUED))})

@@ -149,24 +149,24 @@ def bearer_token() -> str:
 
 
 def authenticate(auth: str) -> Caller:
-    """Authenticate the request for an operation's auth kind; failures are rate limited."""
+    """Authenticate the request for an operation's auth kind; failures are rate limited.
+
+    A right credential always passes (programs share addresses: Zapier, n8n cloud, proxies);
+    once an address or a key prefix is over its failure limit, its failures answer 429.
+    """
     if auth == PUBLIC:
         return Caller(Actor("public"))
     limits = current_app.extensions["referflow"].limits
-    address = ("ip", request.remote_addr or "-")
-    limits.refuse_if_over(limits.auth_failures, *address)
+    buckets = [("ip", request.remote_addr or "-")]
     try:
         token = bearer_token()
-    except Unauthorized:
-        limits.count(limits.auth_failures, *address)
-        raise
-    prefix = ("key", key_prefix(token))
-    limits.refuse_if_over(limits.auth_failures, *prefix)
-    try:
+        buckets.append(("key", key_prefix(token)))
         return _verify(auth, token)
     except Unauthorized:
-        limits.count(limits.auth_failures, *address)
-        limits.count(limits.auth_failures, *prefix)
+        for bucket in buckets:
+            limits.refuse_if_over(limits.auth_failures, *bucket)
+        for bucket in buckets:
+            limits.count(limits.auth_failures, *bucket)
         raise
 
 

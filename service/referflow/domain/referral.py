@@ -48,6 +48,15 @@ def can_move(current: str, target: str) -> bool:
     return target in TRANSITIONS[current]
 
 
+# Provider and shop clocks drift; an event dated further ahead than this did not happen yet.
+CLOCK_SKEW = timedelta(days=1)
+
+
+def in_the_future(occurred_at: datetime, now: datetime) -> bool:
+    """Tell whether an event's time is later than any clock skew explains."""
+    return occurred_at > now + CLOCK_SKEW
+
+
 @dataclass(frozen=True)
 class QualifyDecision:
     """Outcome of a qualifying event for a pending referral."""

@@ -62,5 +62,6 @@ def retry_later(row: Any, now: datetime, schedule: Sequence[float],
 def next_try(now: datetime, schedule: Sequence[float], attempt: int,
              retry_after: float | None = None) -> datetime:
     """Return when attempt ``attempt + 1`` is due: the provider's Retry-After, else the schedule."""
-    wait = retry_after or schedule[min(max(attempt, 1), len(schedule)) - 1]
+    planned = schedule[min(max(attempt, 1), len(schedule)) - 1]
+    wait = min(retry_after, max(schedule)) if retry_after else planned  # a huge Retry-After: capped
     return now + timedelta(seconds=wait * random.uniform(0.9, 1.1))  # noqa: S311 (jitter)
