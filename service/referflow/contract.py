@@ -26,8 +26,22 @@ def _strict_integer(_checker: object, value: object) -> bool:
 @lru_cache(maxsize=256)
 def _ecma_pattern(pattern: str) -> re.Pattern[str]:
     # JSON Schema patterns are ECMA-262, where "$" ends the input; Python's "$" also matches
-    # before a final newline, which let "ABCD\n" through a "^[A-Z0-9]+$" pattern.
-    return re.compile(re.sub(r"(?<!\\)\$", r"\\Z", pattern))
+    # before a final newline, which let "ABCD\n" through a "^[A-Z0-9]+$" pattern. Only a bare
+    # "$" is an anchor: escaped ones and those inside a character class stay as they are.
+    out, in_class, i = [], False, 0
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "\\":
+            out.append(pattern[i:i + 2])
+            i += 2
+            continue
+        if char == "[":
+            in_class = True
+        elif char == "]":
+            in_class = False
+        out.append("\\Z" if char == "$" and not in_class else char)
+        i += 1
+    return re.compile("".join(out))
 
 
 def _pattern(validator: Any, pattern: str, instance: Any, _schema: Any) -> Any:
