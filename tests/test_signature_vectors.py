@@ -1,4 +1,5 @@
-"""The providers' published signature vectors (shared/vectors/webhook-signatures.md), recomputed."""
+"""The providers' published signature vectors, recomputed (their source list is kept outside this
+repository, in the steering folder's vectors/webhook-signatures.md; the values are below)."""
 
 from __future__ import annotations
 

@@ -76,10 +76,10 @@ def test_existing_customer_flag_rejects_the_claim(api):
 
 def test_qualify_moves_to_held_until_the_hold_period_ends(api):
     referral = claim(api, link(api)["code"])
-    at = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
+    at = (datetime.now(UTC) - timedelta(days=2)).replace(microsecond=0)
     held = qualify(api, referral["id"], at=at, amount=4900)
     assert held["status"] == "held"
-    assert held["hold_until"] == "2030-01-15T12:00:00Z"
+    assert held["hold_until"] == (at + timedelta(days=14)).isoformat().replace("+00:00", "Z")
     assert held["qualification"]["amount"] == 4900
     assert held["qualification"]["currency"] == "EUR"
 

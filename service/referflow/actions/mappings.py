@@ -59,6 +59,7 @@ from referflow.actions.providers import credentials, settings_of
 from referflow.actions.referrals import (
     apply_late_signal,
     claim_referral,
+    find_referral_of_friend,
     qualify_referral,
     reverse_referral,
 )
@@ -70,7 +71,7 @@ from referflow.domain.hashing import keyed_hash
 from referflow.providers.hubspot import HubSpotClient
 from referflow.providers.issuers import from_stripe_amount
 from referflow.services import Services
-from referflow.storage.models import IdentityMark, Referral, Suppression
+from referflow.storage.models import IdentityMark, Suppression
 
 STRIPE_AMOUNT: Shape = {"type": "integer", "minimum": 0, "maximum": money.MAX_MINOR}
 
@@ -105,11 +106,6 @@ def _ignored(why: str) -> Outcome:
     return {"ignored": why}
 
 
-def _referral(session: Session, ctx: ProgramContext, friend_id: str) -> Referral | None:
-    return session.scalar(select(Referral).where(Referral.program_id == ctx.id,
-                                                 Referral.friend_external_id == friend_id))
-
-
 def _claim(session: Session, ctx: ProgramContext, actor: Actor, code: str | None,
            friend_id: str | None, email: str | None, **context: Any) -> Outcome:
     if not code:
@@ -128,7 +124,7 @@ def _claim(session: Session, ctx: ProgramContext, actor: Actor, code: str | None
 def _qualify(session: Session, ctx: ProgramContext, actor: Actor, friend_id: str,
              event: dict[str, Any]) -> Outcome:
     _check("qualify-referral.request", {"friend_external_id": friend_id, "event": event})
-    referral = _referral(session, ctx, friend_id)
+    referral = find_referral_of_friend(session, ctx, friend_id)
     if referral is None:
         raise Waiting(friend_id, f"a claim for customer {friend_id}")
     done = qualify_referral(session, ctx, {"referral_id": referral.id, "event": event}, actor)
@@ -139,7 +135,7 @@ def _reverse(session: Session, ctx: ProgramContext, actor: Actor, friend_id: str
              event_id: str, occurred_at: str) -> Outcome:
     body = {"reason": why, "event": {"id": event_id, "occurred_at": occurred_at}}
     _check("reverse-referral.request", body)
-    referral = _referral(session, ctx, friend_id)
+    referral = find_referral_of_friend(session, ctx, friend_id)
     if referral is None:
         raise Waiting(friend_id, f"a claim for customer {friend_id}")
     if referral.status in (states.REVERSED, states.REJECTED):
@@ -213,7 +209,7 @@ def stripe_charge_succeeded(s: Session, ctx: ProgramContext, e: Payload, actor: 
 
 def _payment_fingerprint(s: Session, ctx: ProgramContext, actor: Actor, customer: str,
                          fingerprint: str | None) -> Outcome:
-    referral = _referral(s, ctx, customer)
+    referral = find_referral_of_friend(s, ctx, customer)
     if referral is None or not fingerprint:
         return {"action": "remember_charge"}
     key = keyed_hash(ctx.secret, "payment", fingerprint)
@@ -326,7 +322,7 @@ def shopify_order_paid(s: Session, ctx: ProgramContext, order: Payload, actor: A
     s.commit()
     code = _shopify_code_in_order(order)
     outcome: Outcome = {}
-    if code and _referral(s, ctx, friend) is None:
+    if code and find_referral_of_friend(s, ctx, friend) is None:
         claimed = _claim(s, ctx, actor, code, friend, order.get("email") or customer.get("email"),
                          existing_customer=repeat)
         if claimed.get("ignored"):

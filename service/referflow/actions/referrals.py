@@ -39,19 +39,21 @@ def claim_referral(session: Session, ctx: ProgramContext, body: dict[str, Any],
                    actor: Actor) -> tuple[Referral, bool]:
     """Create a referral for a friend, or return the one they already have (first claim wins)."""
     friend_id = body["friend"]["external_id"]
-    existing = _referral_of_friend(session, ctx, friend_id)
+    existing = find_referral_of_friend(session, ctx, friend_id)
     if existing is not None:
         return existing, False
     try:
         return _create_referral(session, ctx, body, actor), True
     except IntegrityError:
         session.rollback()  # a concurrent claim for the same friend won
-        winner = _referral_of_friend(session, ctx, friend_id)
+        winner = find_referral_of_friend(session, ctx, friend_id)
         assert winner is not None
         return winner, False
 
 
-def _referral_of_friend(session: Session, ctx: ProgramContext, friend_id: str) -> Referral | None:
+def find_referral_of_friend(session: Session, ctx: ProgramContext,
+                            friend_id: str) -> Referral | None:
+    """Return a friend's referral in this program (by their external id), or None."""
     return session.scalar(select(Referral).where(
         Referral.program_id == ctx.id, Referral.friend_external_id == friend_id))
 
@@ -206,7 +208,7 @@ def read_referral(session: Session, ctx: ProgramContext,
 
 def referral_of_friend(session: Session, ctx: ProgramContext, friend_id: str) -> Referral:
     """Return the referral of a friend (by external id), or raise NotFound."""
-    referral = _referral_of_friend(session, ctx, friend_id)
+    referral = find_referral_of_friend(session, ctx, friend_id)
     if referral is None:
         raise NotFound("no referral for that friend", code="referral_not_found")
     return referral
