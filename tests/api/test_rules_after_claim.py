@@ -36,7 +36,9 @@ def _db(app):
 def test_refund_one_second_around_the_hold_end(client, offset, policy, status, code):
     api = _program(client, refund_after_hold=policy)
     referral = claim(api, link(api)["code"])
-    held = qualify(api, referral["id"])
+    # Qualified almost 14 days ago: the hold ends in ten minutes, so a refund a second either side
+    # of its end is a real (not a future) event, and the referral is still held.
+    held = qualify(api, referral["id"], at=datetime.now(UTC) - timedelta(days=14, minutes=-10))
     hold_until = datetime.fromisoformat(held["hold_until"])
     response = api.post(f"/v1/referrals/{referral['id']}/reverse", {"reason": "refund", "event": {
         "id": "re_1", "occurred_at": iso(hold_until + timedelta(seconds=offset))}})
