@@ -82,15 +82,18 @@ def test_both_sides_issued_at_once_complete_the_referral(app, client, monkeypatc
     with services.db.session() as session:
         ids = list(session.scalars(select(Reward.id).where(Reward.referral_id == referral["id"])))
     assert len(ids) == 2
-    arrived = threading.Barrier(2, timeout=5)
-    real = giftcards.serialise_on
+    # Pause each job after it wrote its card, just before it decides completion. Without the
+    # referral lock both get here, each sees only its own card, and neither completes; with it,
+    # the second waits at the lock, the barrier times out for the first, and the second sees both.
+    arrived = threading.Barrier(2, timeout=2)
+    real = giftcards.complete_if_paid
 
-    def together(session, model, row_id, column):
+    def together(*args, **kwargs):
         with contextlib.suppress(threading.BrokenBarrierError):
-            arrived.wait()  # both jobs are in, neither has its card yet
-        real(session, model, row_id, column)
+            arrived.wait()
+        return real(*args, **kwargs)
 
-    monkeypatch.setattr(giftcards, "serialise_on", together)
+    monkeypatch.setattr(giftcards, "complete_if_paid", together)
 
     def issue(reward_id):
         def run():

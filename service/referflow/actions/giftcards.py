@@ -18,14 +18,18 @@ from referflow.actions.common import (
     reward_recipient,
 )
 from referflow.actions.events import emit
-from referflow.actions.lifecycle import committed_amounts, complete_if_paid, release_if_due
+from referflow.actions.lifecycle import (
+    committed_amounts,
+    complete_if_paid,
+    lock_referral,
+    release_if_due,
+)
 from referflow.actions.links import get_advocate
 from referflow.domain import referral as states
 from referflow.domain.codes import new_gift_card_code, new_id, normalise_code
 from referflow.domain.program import REWARD_SIDES
 from referflow.domain.timeutil import utcnow
 from referflow.errors import Conflict, NotFound, ValidationFailed
-from referflow.storage.locks import serialise_on
 from referflow.storage.models import GiftCard, GiftCardEntry, GiftCardStatus, Referral
 
 ACTIVE, REDEEMED, VOIDED = GiftCardStatus.ACTIVE, GiftCardStatus.REDEEMED, GiftCardStatus.VOIDED
@@ -64,8 +68,7 @@ def _issue_for_referral(session: Session, ctx: ProgramContext, body: dict[str, A
     referral = get_referral_row(session, ctx, body["referral_id"])
     # Parallel issues of the two sides (or a retry) queue here, so the last one sees every card
     # and completes the referral; without the lock each could miss the other's card.
-    serialise_on(session, Referral, referral.id, "status")
-    session.refresh(referral)
+    lock_referral(session, referral)
     release_if_due(session, ctx, referral)
     if referral.status not in (states.APPROVED, states.REWARDED):
         raise Conflict(f"the referral is {referral.status}, not approved",

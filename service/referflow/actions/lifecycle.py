@@ -27,6 +27,12 @@ from referflow.storage.models import Advocate, AdvocateEvent, Program, Referral,
 COUNTED = (states.APPROVED, states.REWARDED)
 
 
+def lock_referral(session: Session, referral: Referral) -> None:
+    """Take the referral's row lock (the first in the lock order) and reread it under the lock."""
+    serialise_on(session, Referral, referral.id, "status")
+    session.refresh(referral)
+
+
 def approve(session: Session, ctx: ProgramContext, referral: Referral, actor: Actor, action: str,
             now: datetime, data: dict[str, Any] | None = None) -> None:
     """Approve a referral unless a monthly cap says defer or reject; update the advocate's tier."""

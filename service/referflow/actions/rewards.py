@@ -12,14 +12,13 @@ from sqlalchemy.orm import Session
 from referflow.actions.common import SYSTEM, ProgramContext, load_program, reward_recipient
 from referflow.actions.events import emit
 from referflow.actions.giftcards import issue_gift_card
-from referflow.actions.lifecycle import complete_if_paid
+from referflow.actions.lifecycle import complete_if_paid, lock_referral
 from referflow.actions.providers import credentials
 from referflow.domain.timeutil import utcnow
 from referflow.errors import PermanentProviderError, RetryableProviderError
 from referflow.providers import issuers
 from referflow.services import Services
 from referflow.storage import leases
-from referflow.storage.locks import serialise_on
 from referflow.storage.models import Advocate, Referral, Reward, RewardStatus
 
 log = logging.getLogger("referflow.rewards")
@@ -98,8 +97,7 @@ def _issued(session: Session, ctx: ProgramContext, reward: Reward, referral: Ref
             "issuer": reward.issuer, "reward": _dump(reward),
             "recipient": reward_recipient(session, reward.side, referral.id, referral.advocate_id)})
         # Both sides' jobs may finish at once: the second waits here and sees the first's reward.
-        serialise_on(session, Referral, referral.id, "status")
-        session.refresh(referral)
+        lock_referral(session, referral)
         complete_if_paid(session, ctx, referral, SYSTEM, {r.side: _dump(r) for r in session.scalars(
             select(Reward).where(Reward.referral_id == referral.id, Reward.status == ISSUED))})
     session.commit()
