@@ -132,7 +132,7 @@ def _set_table(workflow, name, value):
 
 
 def _table(workflow, name):
-    return json.loads(pack._settings_values(workflow)[name])
+    return json.loads(pack.settings_values(workflow)[name])
 
 
 def test_every_copy_of_the_exponent_tables_matches_referflow(tmp_path):

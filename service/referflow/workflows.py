@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -104,12 +105,23 @@ def _apply_client(workflow: dict[str, Any], client: dict[str, Any], file: str) -
                 credential["name"] = names[key]
 
 
+def _settings_assignments(workflow: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Yield the assignments (``{name, value, ...}``) of the workflow's Settings node."""
+    for node in workflow["nodes"]:
+        if node.get("name") == "Settings":
+            items = node.get("parameters", {}).get("assignments", {}).get("assignments", [])
+            yield from (item for item in items if isinstance(item, dict))
+
+
+def settings_values(workflow: dict[str, Any]) -> dict[str, Any]:
+    """Return the values the workflow's Settings node holds, by name."""
+    return {str(item.get("name")): item.get("value") for item in _settings_assignments(workflow)}
+
+
 def set_settings(workflow: dict[str, Any], values: dict[str, str]) -> None:
     """Set values the workflow's Settings node holds (those it does not hold are left out)."""
-    for node in workflow["nodes"]:
-        if node["name"] == "Settings":
-            for item in node["parameters"]["assignments"]["assignments"]:
-                item["value"] = values.get(item["name"], item["value"])
+    for item in _settings_assignments(workflow):
+        item["value"] = values.get(item["name"], item["value"])
 
 
 def check(directory: Path, openapi: dict[str, Any]) -> list[str]:
@@ -183,11 +195,10 @@ def _referflow_calls(workflow: dict[str, Any], operations: list[tuple[str, re.Pa
     return problems
 
 
-
 def _exponent_tables(workflow: dict[str, Any]) -> list[str]:
     """Compare the workflow's copies of the exponent tables with referflow's; find inline ones."""
     problems = []
-    settings = _settings_values(workflow)
+    settings = settings_values(workflow)
     for name, (ours, home) in TABLES.items():
         if name not in settings:
             problems += [f"node {n!r} reads {name}, which the Settings node does not hold"
@@ -198,22 +209,13 @@ def _exponent_tables(workflow: dict[str, Any]) -> list[str]:
         except (TypeError, ValueError):
             problems.append(f"Settings {name} is not a JSON object")
             continue
-        if not _same_table(theirs, ours):
-            problems.append(f"Settings {name} differs from {home}: {_table_diff(theirs, ours)}")
+        if difference := _table_diff(theirs, ours):
+            problems.append(f"Settings {name} differs from {home}: {difference}")
     for node, code in _code(workflow):
         if inline := sorted(set(INLINE_CURRENCY.findall(code))):
             problems.append(f"node {node!r}: {', '.join(inline)} quoted in code (an exponent table "
                             "nothing checks?): read $('Settings').item.json.currency_exponents")
     return problems
-
-
-def _settings_values(workflow: dict[str, Any]) -> dict[Any, Any]:
-    values = {}
-    for node in workflow["nodes"]:
-        if node.get("name") == "Settings":
-            assignments = node.get("parameters", {}).get("assignments", {}).get("assignments", [])
-            values.update({a.get("name"): a.get("value") for a in assignments if isinstance(a, dict)})
-    return values
 
 
 def _code(workflow: dict[str, Any]) -> list[tuple[str, str]]:
@@ -237,15 +239,11 @@ def _code(workflow: dict[str, Any]) -> list[tuple[str, str]]:
     return found
 
 
-def _same_table(theirs: Any, ours: Any) -> bool:
-    return (isinstance(theirs, dict) and theirs == dict(ours)
-            and all(type(v) is int for v in theirs.values()))  # JSON 3.0 or true are no exponents
-
-
 def _table_diff(theirs: Any, ours: Any) -> str:
+    """Say how a copied table differs from referflow's; empty when it is the same."""
     if not isinstance(theirs, dict):
         return "not a JSON object"
-    if any(type(v) is not int for v in theirs.values()):
+    if any(type(v) is not int for v in theirs.values()):  # JSON 3.0 or true are no exponents
         return "every exponent must be a JSON integer"
     changed = [f"{c} {theirs[c]!r} (referflow: {ours[c]})" for c in sorted(set(theirs) & set(ours))
                if theirs[c] != ours[c]]
