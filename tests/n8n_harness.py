@@ -1,8 +1,16 @@
-"""Run workflow files in a real n8n (CLI), with provider triggers swapped for recorded payloads."""
+"""Run workflow files in a real n8n (CLI), with provider triggers swapped for recorded payloads.
+
+REFERFLOW_N8N_DIR names the install (``scripts/install-n8n VERSION DIR``; default
+~/.cache/referflow-n8n). Both n8n 1.x (1.123.81) and 2.x (2.40.7) are supported: the version is
+read from the install, a 2.x install runs with the Node named in DIR/node-path, and the CLI
+differences (activation, environment) are hidden here. REFERFLOW_REQUIRE_N8N=1 turns "n8n is not
+installed, skip" into failures (CI sets it where it installed n8n).
+"""
 
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import os
 import shutil
@@ -17,27 +25,67 @@ import requests
 
 from referflow.workflows import set_settings
 
-N8N_DIR = Path(os.environ.get("REFERFLOW_N8N_DIR", Path.home() / ".cache" / "referflow-n8n"))
+N8N_DIR = Path(os.environ.get("REFERFLOW_N8N_DIR", Path.home() / ".cache" / "referflow-n8n")).expanduser()
+REQUIRE_N8N = os.environ.get("REFERFLOW_REQUIRE_N8N", "") not in ("", "0")
 TRIGGERS = ("Trigger", "n8n-nodes-base.webhook")
 
 
+def node_bin_dir() -> Path | None:
+    """The Node bin folder this install runs with (DIR/node-path, written by scripts/install-n8n), if any."""
+    path = N8N_DIR / "node-path"
+    text = path.read_text().strip() if path.is_file() else ""
+    return Path(text) if text else None
+
+
+def _path_with_node(path: str) -> str:
+    node_dir = node_bin_dir()
+    return os.pathsep.join([str(node_dir), path]) if node_dir else path
+
+
+@functools.cache
+def n8n_version() -> tuple[int, ...] | None:
+    """The installed n8n's version, e.g. (2, 40, 7); None when it is not installed."""
+    try:
+        version = json.loads((N8N_DIR / "node_modules" / "n8n" / "package.json").read_text())["version"]
+    except (OSError, ValueError, KeyError):
+        return None
+    return tuple(int(part) for part in version.split("-")[0].split("."))
+
+
 def n8n_binary() -> Path | None:
-    """Return the cached n8n CLI, or None when it is not installed."""
+    """Return the cached n8n CLI, or None when it is not installed (or has no Node to run on)."""
     binary = N8N_DIR / "node_modules" / ".bin" / "n8n"
-    return binary if binary.exists() and shutil.which("node") else None
+    node = shutil.which("node", path=_path_with_node(os.environ.get("PATH", os.defpath)))
+    return binary if binary.exists() and node and n8n_version() else None
+
+
+def n8n_missing() -> bool:
+    """Skip condition for tests that need n8n: missing, and not required (REFERFLOW_REQUIRE_N8N)."""
+    return n8n_binary() is None and not REQUIRE_N8N
+
+
+MISSING_REASON = (f"n8n is not installed in {N8N_DIR} (scripts/install-n8n VERSION DIR): "
+                  "the n8n end-to-end tests did NOT run")
 
 
 class N8n:
     """A throwaway n8n instance (its own user folder and encryption key)."""
 
+    version: tuple[int, ...] = n8n_version() or ()  # () when n8n is not installed
+
     def __init__(self, home: Path):
         binary = n8n_binary()
-        assert binary is not None
+        assert binary is not None, (f"n8n is not installed in {N8N_DIR} or cannot run there, and "
+                                    f"REFERFLOW_REQUIRE_N8N is set (see {N8N_DIR / 'install.log'})")
         self.binary = binary
-        self.env = {**os.environ, "N8N_USER_FOLDER": str(home), "N8N_ENCRYPTION_KEY": "e2e-key",
+        self.env = {**os.environ, "PATH": _path_with_node(os.environ.get("PATH", os.defpath)),
+                    "N8N_USER_FOLDER": str(home), "N8N_ENCRYPTION_KEY": "e2e-key",
                     "N8N_DIAGNOSTICS_ENABLED": "false", "N8N_PERSONALIZATION_ENABLED": "false",
-                    "N8N_VERSION_NOTIFICATIONS_ENABLED": "false", "N8N_TEMPLATES_ENABLED": "false",
-                    "N8N_RUNNERS_ENABLED": "false", "N8N_EXPRESSION_ENGINE": "legacy"}
+                    "N8N_VERSION_NOTIFICATIONS_ENABLED": "false", "N8N_TEMPLATES_ENABLED": "false"}
+        if self.version < (2,):
+            # 1.123 was installed without isolated-vm (it needs Node 22): the legacy expression
+            # engine, and no task runner process. 2.x needs neither setting.
+            self.env.update(N8N_RUNNERS_ENABLED="false", N8N_EXPRESSION_ENGINE="legacy")
         self.home = home
         home.mkdir(parents=True, exist_ok=True)
 
@@ -56,6 +104,15 @@ class N8n:
         path.write_text(json.dumps({**workflow, "id": workflow_id}))
         result = self.run("import:workflow", f"--input={path}")
         assert result.returncode == 0, result.stderr[-2000:]
+
+    def activate(self, workflow_id: str) -> None:
+        """Make an imported workflow active for the next ``serve``: ``update:workflow --active=true``
+        on 1.x, ``publish:workflow`` on 2.x (which activates the workflow's current version)."""
+        if self.version >= (2,):
+            result = self.run("publish:workflow", f"--id={workflow_id}")
+        else:
+            result = self.run("update:workflow", f"--id={workflow_id}", "--active=true")
+        assert result.returncode == 0, (result.stdout[-2000:], result.stderr[-2000:])
 
     def execute(self, workflow_id: str) -> subprocess.CompletedProcess[str]:
         return self.run("execute", f"--id={workflow_id}", "--rawOutput")

@@ -23,7 +23,7 @@ from referflow.contract import SchemaStore
 from referflow.errors import ValidationFailed
 from tests.conftest import PROGRAM_CONFIG
 from tests.live import free_port, live_program, live_server
-from tests.n8n_harness import N8n, n8n_binary
+from tests.n8n_harness import N8n, n8n_missing
 from tests.receiver import Receiver
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -133,7 +133,7 @@ def _built() -> bool:
 
 
 needs_n8n_node = pytest.mark.skipif(
-    n8n_binary() is None or not _built(),
+    n8n_missing() or not _built(),
     reason="n8n or the built n8n-nodes-referflow (npm ci && npm run build) is missing: the community "
            "node was NOT tested in n8n")
 
@@ -166,6 +166,7 @@ def _chain(*nodes_):
 
 @needs_n8n_node
 @pytest.mark.slow
+@pytest.mark.n8n
 def test_the_community_node_runs_operations_in_a_real_n8n(database_url, settings, tmp_path):
     with live_server(database_url, tmp_path) as base:
         key, session = live_program(base, {**PROGRAM_CONFIG, "hold_days": 0}, name="nodes")
@@ -223,6 +224,7 @@ def _n8n_rest(base: str) -> requests.Session:
 
 @needs_n8n_node
 @pytest.mark.slow
+@pytest.mark.n8n
 def test_the_trigger_subscribes_verifies_signatures_and_unsubscribes(database_url, settings, tmp_path):
     port = free_port()
     with Receiver() as receiver, live_server(database_url, tmp_path,
@@ -243,8 +245,7 @@ def test_the_trigger_subscribes_verifies_signatures_and_unsubscribes(database_ur
                     "active": False, "settings": {"executionOrder": "v1"}, "pinData": {},
                     "versionId": "2d7c61b4-51a3-4f59-8a59-6f0c3f1e9a42"}
         n8n.import_workflow(workflow, "nodeTrigger00001")
-        activated = n8n.run("update:workflow", "--id=nodeTrigger00001", "--active=true")
-        assert activated.returncode == 0, activated.stderr[-2000:]
+        n8n.activate("nodeTrigger00001")
         log_path = tmp_path / "n8n-start.log"
         with n8n.serve(port, log_path, WEBHOOK_URL=f"http://127.0.0.1:{port}/", N8N_SECURE_COOKIE="false") as n8n_base:
             # Activation makes the trigger subscribe itself in referflow.

@@ -12,11 +12,9 @@ import requests
 from referflow import workflows as pack
 from tests.conftest import PROGRAM_CONFIG
 from tests.live import live_program, live_server
-from tests.n8n_harness import N8n, n8n_binary, with_recorded_trigger
+from tests.n8n_harness import MISSING_REASON, N8n, n8n_missing, with_recorded_trigger
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(n8n_binary() is None, reason="n8n is not installed in "
-                                 "~/.cache/referflow-n8n: the n8n end-to-end tests did NOT run")]
+pytestmark = [pytest.mark.slow, pytest.mark.n8n, pytest.mark.skipif(n8n_missing(), reason=MISSING_REASON)]
 FIXTURES = pack.pack_dir().parent / "tests" / "fixtures"
 
 
@@ -145,8 +143,7 @@ def test_reward_workflow_verifies_referflow_webhooks_then_calls_klaviyo_and_hubs
                               .replace("https://api.hubapi.com", hubspot.base))
         pack.set_settings(workflow, {"signing_key": sub["signing_key"]})
         n8n.import_workflow(workflow, "rewardWorkflow0001")
-        activated = n8n.run("update:workflow", "--id=rewardWorkflow0001", "--active=true")
-        assert activated.returncode == 0, activated.stderr[-2000:]
+        n8n.activate("rewardWorkflow0001")
         with n8n.serve(port, tmp_path / "n8n-start.log"):
             # The production webhook is registered a little after /healthz answers: poll it with
             # the forged delivery (which must never reach Klaviyo) until it is there.

@@ -36,11 +36,16 @@ class ApiError(ReferflowError):
     status = 400
     default_code = "bad_request"
 
-    def __init__(self, message: str, code: str | None = None, errors: list[Any] | None = None):
+    def __init__(self, message: str, code: str | None = None, errors: list[Any] | None = None,
+                 *, ordinary: str | None = None, referral: Any = None):
         super().__init__(message)
         self.message = message
         self.code = code or self.default_code
         self.errors = errors or []
+        # An ordinary event with nothing to do (no code, a customer nobody referred): asked with
+        # ``Prefer: outcome=explicit``, it is answered 200 with this outcome code instead.
+        self.ordinary = ordinary
+        self.referral = referral  # the referral it concerns, if any (id and status are shown)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the one JSON error shape."""

@@ -58,10 +58,19 @@ def body_leaves(schema: dict[str, Any], prefix: str = "", required: bool = True)
         if prop.get("type") == "object" and "properties" in prop:
             leaves.update(body_leaves(prop, f"{path}.", is_required))
             continue
-        kind = FIELD_TYPES.get((prop.get("type"), prop.get("format")))
+        kind = FIELD_TYPES.get((_non_null(prop.get("type")), prop.get("format")))
         enum = tuple(prop["enum"]) if "enum" in prop else None
         leaves[path] = Leaf(path, "options" if enum and kind == "string" else kind, is_required, enum)
     return leaves
+
+
+def _non_null(kind: Any) -> Any:
+    """The type of a nullable property (``["string", "null"]`` -> ``"string"``): a node field
+    sends a value, and an expression that finds nothing sends null, which the API accepts."""
+    if isinstance(kind, list):
+        rest = [k for k in kind if k != "null"]
+        return rest[0] if len(rest) == 1 else None
+    return kind
 
 
 def alternatives(schema: dict[str, Any]) -> list[list[str]]:

@@ -94,6 +94,8 @@ def test_the_same_qualifying_event_twice_does_nothing_the_second_time(api):
     referral = claim(api, link(api)["code"])
     first = qualify(api, referral["id"], event_id="in_1")
     second = qualify(api, referral["id"], event_id="in_1", amount=99999)
+    assert (first.pop("outcome"), first.pop("changed")) == ("qualified", True)
+    assert (second.pop("outcome"), second.pop("changed")) == ("duplicate", False)
     assert first == second
     history = api.get(f"/v1/referrals/{referral['id']}").get_json()["history"]
     assert [h["action"] for h in history] == ["claimed", "qualified"]

@@ -36,6 +36,16 @@ SYSTEM = Actor("system", "scheduler")
 
 
 @dataclass(frozen=True)
+class Acted:
+    """What a claim, qualify or reverse did: the referral, a stable outcome code, and whether it
+    changed anything (``duplicate``, ``already_qualified``, ``partial_refund``... change nothing)."""
+
+    referral: Referral
+    outcome: str
+    changed: bool
+
+
+@dataclass(frozen=True)
 class ProgramContext:
     """A program with its parsed config and the install's hashing secret."""
 

@@ -128,12 +128,15 @@ def _qualify(session: Session, ctx: ProgramContext, actor: Actor, friend_id: str
     if referral is None:
         raise Waiting(friend_id, f"a claim for customer {friend_id}")
     done = qualify_referral(session, ctx, {"referral_id": referral.id, "event": event}, actor)
-    return {"action": "qualify", "referral_id": done.id, "status": done.status}
+    return {"action": "qualify", "referral_id": done.referral.id,
+            "status": done.referral.status, "outcome": done.outcome}
 
 
 def _reverse(session: Session, ctx: ProgramContext, actor: Actor, friend_id: str, why: str,
-             event_id: str, occurred_at: str) -> Outcome:
-    body = {"reason": why, "event": {"id": event_id, "occurred_at": occurred_at}}
+             event_id: str, occurred_at: str, **refund: Any) -> Outcome:
+    """Reverse a friend's referral; ``refund`` sizes a refund (amount, refunded_total, full,
+    currency) for the program's ``refunds`` rule."""
+    body = {"reason": why, "event": {"id": event_id, "occurred_at": occurred_at, **refund}}
     _check("reverse-referral.request", body)
     referral = find_referral_of_friend(session, ctx, friend_id)
     if referral is None:
@@ -141,7 +144,8 @@ def _reverse(session: Session, ctx: ProgramContext, actor: Actor, friend_id: str
     if referral.status in (states.REVERSED, states.REJECTED):
         return _ignored(f"referral_{referral.status}")
     done = reverse_referral(session, ctx, referral.id, body, actor)
-    return {"action": "reverse", "referral_id": done.id, "status": done.status}
+    return {"action": "reverse", "referral_id": done.referral.id,
+            "status": done.referral.status, "outcome": done.outcome}
 
 
 # -- Stripe -----------------------------------------------------------------------------------
@@ -189,7 +193,8 @@ def stripe_invoice_paid(s: Session, ctx: ProgramContext, e: Payload, actor: Acto
     s.commit()
     return _qualify(s, ctx, actor, customer, {
         "id": obj["id"], "type": "first_paid_invoice", "amount": amount, "currency": currency,
-        "occurred_at": occurred_at})
+        "occurred_at": occurred_at,
+        "payment_references": [r for r in (obj.get("charge"), obj.get("payment_intent")) if r]})
 
 
 @reads(stripe_event("id", id=ID, customer=maybe(ID), payment_intent=maybe(ID),
@@ -228,33 +233,45 @@ def _payment_fingerprint(s: Session, ctx: ProgramContext, actor: Actor, customer
     return {"action": "remember_charge", "referral_id": referral.id}
 
 
-@reads(stripe_event(customer=maybe(ID)))
+@reads(stripe_event("amount_refunded", "currency", customer=maybe(ID),
+                    amount_refunded=STRIPE_AMOUNT, currency=CURRENCY,
+                    refunded=maybe({"type": "boolean"})))
 def stripe_charge_refunded(s: Session, ctx: ProgramContext, e: Payload, actor: Actor,
         svc: Services) -> Outcome:
-    customer = e["data"]["object"].get("customer")
+    obj = e["data"]["object"]
+    customer = obj.get("customer")
     if not customer:
         return _ignored("no_customer")
-    return _reverse(s, ctx, actor, customer, "refund", e["id"], unix_time(e["created"], "/created"))
+    currency = obj["currency"].upper()
+    total = _stripe_minor(obj["amount_refunded"], currency, "/data/object/amount_refunded")
+    return _reverse(s, ctx, actor, customer, "refund", e["id"], unix_time(e["created"], "/created"),
+                    refunded_total=total, currency=currency,
+                    **({"full": obj["refunded"]} if obj.get("refunded") is not None else {}))
 
 
 STRIPE_REFERENCED = stripe_event("created", charge=maybe(ID), payment_intent=maybe(ID),
                                  created=UNIX_TIME)
 
 
-def _by_charge(s: Session, ctx: ProgramContext, e: Payload, actor: Actor, why: str) -> Outcome:
+def _by_charge(s: Session, ctx: ProgramContext, e: Payload, actor: Actor, why: str,
+               **refund: Any) -> Outcome:
     obj = e["data"]["object"]
     ref = obj.get("charge") or obj.get("payment_intent")
     if not ref:
         return _ignored("no_charge")
     occurred_at = unix_time(obj["created"], "/data/object/created")
     customer = customer_of(s, ctx.id, "stripe", ref)
-    return _reverse(s, ctx, actor, customer, why, e["id"], occurred_at)
+    return _reverse(s, ctx, actor, customer, why, e["id"], occurred_at, **refund)
 
 
-@reads(STRIPE_REFERENCED)
+@reads(stripe_event("amount", "currency", amount=STRIPE_AMOUNT, currency=CURRENCY,
+                    charge=maybe(ID), payment_intent=maybe(ID), created=UNIX_TIME))
 def stripe_refund_created(s: Session, ctx: ProgramContext, e: Payload, actor: Actor,
         svc: Services) -> Outcome:
-    return _by_charge(s, ctx, e, actor, "refund")
+    obj = e["data"]["object"]
+    currency = obj["currency"].upper()
+    return _by_charge(s, ctx, e, actor, "refund", currency=currency,
+                      amount=_stripe_minor(obj["amount"], currency, "/data/object/amount"))
 
 
 @reads(STRIPE_REFERENCED)

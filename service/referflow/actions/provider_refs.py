@@ -10,6 +10,10 @@ from sqlalchemy.orm import Session
 from referflow.domain.timeutil import utcnow
 from referflow.storage.models import InboundEvent, InboundStatus, ProviderRef
 
+# The provider name under which a qualifying payment's references (charge, payment intent, order)
+# are kept, whoever sent them (the API, a workflow, the ingress).
+PAYMENT = "payment"
+
 
 class Waiting(Exception):
     """The event needs something not seen yet (a claim, a charge): try again later."""

@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from referflow.actions.common import (
+    Acted,
     Actor,
     ProgramContext,
     get_referral_row,
@@ -22,26 +23,50 @@ from referflow.actions.common import (
 from referflow.actions.eligibility import claim_facts, marks_of, save_marks
 from referflow.actions.giftcards import void_referral_cards
 from referflow.actions.lifecycle import enter_hold_or_approve, flag_advocate, release_if_due
-from referflow.actions.provider_refs import wake
+from referflow.actions.provider_refs import PAYMENT, remember, wake
 from referflow.domain import fraud
 from referflow.domain import referral as states
 from referflow.domain.codes import new_id, normalise_code
 from referflow.domain.timeutil import parse_rfc3339, to_rfc3339, utcnow
 from referflow.errors import Conflict, NotFound, ValidationFailed
 from referflow.storage.locks import serialise_on
-from referflow.storage.models import Advocate, Click, ProcessedEvent, Referral, ReferralCode, ReferralHistory
+from referflow.storage.models import (
+    Advocate,
+    Click,
+    ProcessedEvent,
+    ProviderRef,
+    Referral,
+    ReferralCode,
+    ReferralHistory,
+)
 
 VERDICT_STATUS = {fraud.REJECT: states.REJECTED, fraud.REVIEW: states.IN_REVIEW,
                   fraud.ALLOW: states.PENDING}
 
 
+def _missing(field: str, outcome: str, what: str) -> ValidationFailed:
+    """An event that lacks what the action needs: ordinary traffic, nothing to do."""
+    return ValidationFailed(f"the event carries no {what}", code=outcome, ordinary=outcome,
+                            errors=[{"path": field, "message": "null"}])
+
+
 def claim_referral(session: Session, ctx: ProgramContext, body: dict[str, Any],
                    actor: Actor) -> tuple[Referral, bool]:
-    """Create a referral for a friend, or return the one they already have (first claim wins)."""
+    """Create a referral for a friend, or return the one they already have (first claim wins).
+
+    An event without a code, a customer id or an email (null) concerns no referral: the refusal
+    is ordinary (``no_code``, ``no_customer``, ``no_email``), as is a code nobody owns.
+    """
+    if not body.get("code") and not body.get("click_id"):
+        raise _missing("/code", "no_code", "referral code")
     friend_id = body["friend"]["external_id"]
+    if friend_id is None:
+        raise _missing("/friend/external_id", "no_customer", "customer id")
     existing = find_referral_of_friend(session, ctx, friend_id)
     if existing is not None:
         return existing, False
+    if body["friend"]["email"] is None:
+        raise _missing("/friend/email", "no_email", "email address")
     try:
         return _create_referral(session, ctx, body, actor), True
     except IntegrityError:
@@ -64,12 +89,12 @@ def _resolve_code(session: Session, ctx: ProgramContext,
     if "click_id" in body:
         click = session.scalar(select(Click).where(Click.id == body["click_id"],
                                                    Click.program_id == ctx.id))
-        if click is None and "code" not in body:
-            raise NotFound("unknown click id", code="unknown_click")
+        if click is None and not body.get("code"):
+            raise NotFound("unknown click id", code="unknown_click", ordinary="unknown_click")
     raw = body.get("code") or (click.code if click else "")
     code = session.get(ReferralCode, normalise_code(raw)[:32])
     if code is None or code.program_id != ctx.id:
-        raise NotFound("unknown referral code", code="unknown_code")
+        raise NotFound("unknown referral code", code="unknown_code", ordinary="unknown_code")
     if click is not None and click.code != code.code:
         click = None  # the click was for someone else's link: the typed code wins
     return code, click
@@ -148,33 +173,44 @@ def _first_time(session: Session, ctx: ProgramContext, source: str, event_id: st
 
 @retry_on_concurrent_update
 def qualify_referral(session: Session, ctx: ProgramContext, body: dict[str, Any],
-                     actor: Actor) -> Referral:
-    """Apply a qualifying event (first order / paid invoice); a repeated event id does nothing."""
+                     actor: Actor) -> Acted:
+    """Apply a qualifying event (first order / paid invoice); a repeated event id does nothing.
+
+    A renewal or later order (the referral already qualified) is recorded and changes nothing
+    (``already_qualified``); so is an event the program's rules do not count (its reason code).
+    """
     referral = _find_for_event(session, ctx, body)
     event = body["event"]
     occurred_at = _event_time(event["occurred_at"])
     if not _first_time(session, ctx, "qualify", event["id"], referral.id):
-        return get_referral_row(session, ctx, referral.id)
+        return Acted(get_referral_row(session, ctx, referral.id), "duplicate", False)
     facts = {"event_id": event["id"], "type": event["type"], "amount": event["amount"],
              "currency": event["currency"], "occurred_at": to_rfc3339(occurred_at)}
-    if referral.status not in (states.PENDING, states.IN_REVIEW) or referral.qualifying_event_id:
-        _ignore(session, ctx, referral, actor, facts,
-                reason("not_pending", f"The referral is {referral.status}, already past qualifying."))
-        return referral
     decision = states.decide_qualification(ctx.config, event["type"], event["amount"],
                                            event["currency"], occurred_at)
-    if decision.status == states.PENDING:
-        _ignore(session, ctx, referral, actor, facts,
-                reason(decision.reason or "", decision.message or ""))
-        return referral
+    if referral.qualifying_event_id:
+        why = reason("already_qualified", f"The referral qualified with event "
+                     f"{referral.qualifying_event_id}; a renewal or later order changes nothing.")
+    elif referral.status not in (states.PENDING, states.IN_REVIEW):
+        why = reason("not_pending", f"The referral is {referral.status}, past qualifying.")
+    elif decision.status == states.PENDING:
+        why = reason(decision.reason or "", decision.message or "")
+    else:
+        why = None
+    if why is not None:
+        _ignore(session, ctx, referral, actor, facts, why)
+        return Acted(referral, why["code"], False)
     _store_qualification(referral, facts, occurred_at, decision.hold_until)
+    references = [r for r in event.get("payment_references") or [] if r]
+    if references:  # a refund or dispute naming only this payment finds the referral by them
+        remember(session, ctx.id, PAYMENT, referral.friend_external_id, *references)
     if referral.status == states.IN_REVIEW:  # decided when the review ends
         record(session, ctx, referral, "qualified_in_review", actor, from_status=referral.status,
                data={"event": facts, "hold_until": to_rfc3339(decision.hold_until)})
     else:
         enter_hold_or_approve(session, ctx, referral, actor, "qualified", {"event": facts})
     session.commit()
-    return referral
+    return Acted(referral, "qualified", True)
 
 
 def _event_time(raw: str) -> datetime:
@@ -195,7 +231,37 @@ def _ignore(session: Session, ctx: ProgramContext, referral: Referral, actor: Ac
 def _find_for_event(session: Session, ctx: ProgramContext, body: dict[str, Any]) -> Referral:
     if "referral_id" in body:
         return get_referral_row(session, ctx, body["referral_id"])
+    if body["friend_external_id"] is None:
+        raise _missing("/friend_external_id", "no_customer", "customer id")
     return referral_of_friend(session, ctx, body["friend_external_id"])
+
+
+def referral_to_reverse(session: Session, ctx: ProgramContext, friend_id: str | None,
+                        references: list[str | None] | None) -> Referral:
+    """Find the referral a refund or dispute concerns: by customer id, else by the payment."""
+    if friend_id:
+        return referral_of_friend(session, ctx, friend_id)
+    if references and any(references):
+        return referral_of_payment(session, ctx, references)
+    raise _missing("/friend_external_id", "no_customer", "customer id or payment reference")
+
+
+def referral_of_payment(session: Session, ctx: ProgramContext,
+                        references: list[str | None]) -> Referral:
+    """Return the referral whose qualifying payment had one of these references.
+
+    A refund or dispute of any other payment (a renewal, a customer nobody referred) concerns
+    no referral: the refusal is ordinary (``unknown_payment``).
+    """
+    known = [r for r in references if r]
+    customer = session.scalar(select(ProviderRef.customer).where(
+        ProviderRef.program_id == ctx.id, ProviderRef.provider == PAYMENT,
+        ProviderRef.ref.in_(known)).limit(1)) if known else None
+    referral = find_referral_of_friend(session, ctx, customer) if customer else None
+    if referral is None:
+        raise NotFound("no referral qualified with that payment", code="unknown_payment",
+                       ordinary="unknown_payment")
+    return referral
 
 
 def read_referral(session: Session, ctx: ProgramContext,
@@ -210,7 +276,8 @@ def referral_of_friend(session: Session, ctx: ProgramContext, friend_id: str) ->
     """Return the referral of a friend (by external id), or raise NotFound."""
     referral = find_referral_of_friend(session, ctx, friend_id)
     if referral is None:
-        raise NotFound("no referral for that friend", code="referral_not_found")
+        raise NotFound("no referral for that friend", code="referral_not_found",
+                       ordinary="not_referred")
     return referral
 
 
@@ -225,29 +292,42 @@ def _store_qualification(referral: Referral, facts: dict[str, Any], occurred_at:
 
 @retry_on_concurrent_update
 def reverse_referral(session: Session, ctx: ProgramContext, referral_id: str,
-                     body: dict[str, Any], actor: Actor) -> Referral:
-    """Reverse a referral after a refund or chargeback; void unredeemed rewards, record the loss."""
+                     body: dict[str, Any], actor: Actor) -> Acted:
+    """Reverse a referral after a refund or chargeback; void unredeemed rewards, record the loss.
+
+    A refund is first sized by the program's ``refunds`` rule (a partial refund may leave the
+    referral standing: ``partial_refund``), then timed against the hold (``refund_after_hold``).
+    """
     referral = get_referral_row(session, ctx, referral_id)
     event = body.get("event")
     if event and not _first_time(session, ctx, "reverse", event["id"], referral.id):
-        return get_referral_row(session, ctx, referral_id)
+        return Acted(get_referral_row(session, ctx, referral_id), "duplicate", False)
     if referral.status == states.REVERSED:
         session.rollback()
-        return referral
+        return Acted(referral, "already_reversed", False)
     if not states.can_move(referral.status, states.REVERSED):
         raise Conflict(f"a {referral.status} referral cannot be reversed",
-                       code="invalid_transition")
+                       code="invalid_transition", ordinary="not_reversible", referral=referral)
     now = utcnow()
     occurred_at = _event_time(event["occurred_at"]) if event and "occurred_at" in event else now
+    details: dict[str, Any] = {"event": event, "note": body.get("note"),
+                               "occurred_at": to_rfc3339(occurred_at)}
+    if body["reason"] == "refund":
+        sized, returned = _size_refund(session, ctx, referral, event or {})
+        details["refund"] = {"code": sized.code, "returned": returned}
+        if not sized.reverse:
+            record(session, ctx, referral, "refund_kept", actor, from_status=referral.status,
+                   reasons=[reason(sized.code, sized.message)], data=details)
+            session.commit()
+            return Acted(referral, sized.code, False)
     decision = states.decide_reversal(body["reason"], referral.status, occurred_at,
                                       referral.hold_until, ctx.config.refund_after_hold)
     why = reason(decision.code, decision.message)
-    details = {"event": event, "note": body.get("note"), "occurred_at": to_rfc3339(occurred_at)}
     if not decision.reverse:
         record(session, ctx, referral, "reversal_declined", actor, from_status=referral.status,
                reasons=[why], data=details)
         session.commit()
-        return referral
+        return Acted(referral, decision.code, False)
     voided, loss = void_referral_cards(session, ctx, referral, actor)
     referral.reasons = [*referral.reasons, why]
     move(session, ctx, referral, states.REVERSED, "reversed", actor, reasons=[why],
@@ -256,6 +336,24 @@ def reverse_referral(session: Session, ctx: ProgramContext, referral_id: str,
     if decision.flag_advocate:
         flag_advocate(session, ctx, referral.advocate_id, actor, why, now)
     session.commit()
-    return referral
+    return Acted(referral, "reversed", True)
 
 
+def _size_refund(session: Session, ctx: ProgramContext, referral: Referral,
+                 event: dict[str, Any]) -> tuple[states.ReversalDecision, int]:
+    """Judge a refund's size by the program's rule, counting the partial refunds kept before."""
+    currency = event.get("currency")
+    if currency and referral.qualified_currency and currency != referral.qualified_currency:
+        raise ValidationFailed(f"the refund is in {currency}, the payment was in "
+                               f"{referral.qualified_currency}", code="currency_mismatch",
+                               errors=[{"path": "/event/currency", "message": "not the "
+                                        "currency of the qualifying payment"}])
+    kept = [h.data.get("event") or {} for h in history_of(session, referral.id)
+            if h.action == "refund_kept"]
+    refund = states.Refund(
+        amount=event.get("amount"), total=event.get("refunded_total"), full=event.get("full"),
+        earlier_amounts=sum(int(e.get("amount") or 0) for e in kept),
+        earlier_total=max((int(e.get("refunded_total") or 0) for e in kept), default=0))
+    decision = states.decide_refund(ctx.config.refunds, refund, referral.qualified_amount,
+                                    ctx.config.min_qualifying_amount)
+    return decision, refund.returned

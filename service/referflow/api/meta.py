@@ -72,6 +72,12 @@ def _operation(op: Operation) -> dict[str, Any]:
         params.append({"name": "Idempotency-Key", "in": "header", "required": False,
                        "schema": {"type": "string", "maxLength": 255},
                        "description": "Same key and body replays the first response"})
+    if op.outcomes:
+        params.append({"name": "Prefer", "in": "header", "required": False,
+                       "schema": {"type": "string", "enum": ["outcome=explicit"]},
+                       "description": "outcome=explicit: an ordinary event with nothing to do "
+                       "(no code, a customer nobody referred...) is answered 200 with an outcome "
+                       "instead of an error; see the nothing-to-do schema"})
     if op.request:
         out["requestBody"] = {"required": True,
                               "content": {"application/json": {"schema": _ref(op.request)}}}
@@ -79,7 +85,10 @@ def _operation(op: Operation) -> dict[str, Any]:
         out["security"] = [{"adminToken" if op.auth == "admin" else "apiKey": []}]
     ok: dict[str, Any] = {"description": "Success"}
     if op.response:
-        ok["content"] = {"application/json": {"schema": _ref(op.response)}}
+        schema: dict[str, Any] = _ref(op.response)
+        if op.outcomes:
+            schema = {"oneOf": [schema, _ref("nothing-to-do")]}
+        ok["content"] = {"application/json": {"schema": schema}}
     error = {"description": "Error", "content": {"application/json": {"schema": _ref("error")}}}
     out["responses"] = {str(op.status): ok, **{str(s): ok for s in op.also}, "4XX": error}
     return out

@@ -18,7 +18,7 @@ from referflow.actions.programs import program_for_key
 from referflow.api.ratelimit import key_prefix
 from referflow.domain.hashing import sha256_hex
 from referflow.domain.program import ProgramConfig
-from referflow.errors import BadRequest, Unauthorized, UnsupportedMediaType
+from referflow.errors import ApiError, BadRequest, Unauthorized, UnsupportedMediaType
 from referflow.jsonbody import ascii_digits, loads_strict
 
 ADMIN, PROGRAM, PUBLIC = "admin", "program", "public"
@@ -39,6 +39,7 @@ class Operation:
     tag: str = "referrals"
     query: tuple[str, ...] = field(default_factory=tuple)
     also: tuple[int, ...] = field(default_factory=tuple)  # other success statuses it answers
+    outcomes: bool = False  # honours ``Prefer: outcome=explicit`` (ordinary events answer 200)
 
     @property
     def path(self) -> str:
@@ -69,10 +70,11 @@ View = Callable[..., Any]
 def operation(bp: Blueprint, operation_id: str, method: str, rule: str, *, summary: str,
               response: str | None, request_schema: str | None = None, status: int = 200,
               auth: str = PROGRAM, tag: str = "referrals",
-              query: tuple[str, ...] = (), also: tuple[int, ...] = ()) -> Callable[[View], View]:
+              query: tuple[str, ...] = (), also: tuple[int, ...] = (),
+              outcomes: bool = False) -> Callable[[View], View]:
     """Declare an operation: route, auth, body validation, idempotency, JSON response."""
     op = Operation(operation_id, method, rule, summary, auth, response, request_schema,
-                   status, tag, query, also)
+                   status, tag, query, also, outcomes)
     OPERATIONS.append(op)
 
     def decorate(fn: View) -> View:
@@ -80,12 +82,27 @@ def operation(bp: Blueprint, operation_id: str, method: str, rule: str, *, summa
         def view(**path_args: Any) -> BaseResponse:
             caller = authenticate(op.auth)
             body = parse_body(op.request) if op.request else None
+            explicit = op.outcomes and prefers_explicit_outcome()
+
+            def run() -> Any:
+                try:
+                    return fn(caller, body, **path_args)
+                except ApiError as exc:
+                    if explicit and exc.ordinary:
+                        db_session().rollback()
+                        return nothing_to_do(exc), 200
+                    raise
+
             if op.method == "POST" and request.headers.get("Idempotency-Key"):
-                return _idempotent(op, caller, body, lambda: fn(caller, body, **path_args))
-            returned = fn(caller, body, **path_args)
-            if isinstance(returned, BaseResponse):
-                return returned
-            return _respond(op, *_result(op, returned))
+                response = _idempotent(op, caller, body, run, explicit)
+            else:
+                returned = run()
+                if isinstance(returned, BaseResponse):
+                    return returned
+                response = _respond(op, *_result(op, returned))
+            if explicit:
+                response.headers["Preference-Applied"] = PREFER_OUTCOME
+            return response
 
         bp.add_url_rule(rule, endpoint=operation_id, view_func=view, methods=[method])
         return view
@@ -100,11 +117,33 @@ def _result(op: Operation, returned: Any) -> tuple[dict[str, Any], int]:
     return returned, op.status
 
 
+PREFER_OUTCOME = "outcome=explicit"
+
+
+def prefers_explicit_outcome() -> bool:
+    """Return True when the request asks ``Prefer: outcome=explicit`` (RFC 7240 syntax)."""
+    for header in request.headers.getlist("Prefer"):
+        for preference in header.split(","):
+            name, _, value = preference.split(";")[0].partition("=")
+            if name.strip().lower() == "outcome" and value.strip().strip('"').lower() == "explicit":
+                return True
+    return False
+
+
+def nothing_to_do(exc: ApiError) -> dict[str, Any]:
+    """The 200 answer to an ordinary event that concerns no referral or changes nothing."""
+    referral = exc.referral
+    return {"outcome": exc.ordinary, "changed": False, "message": exc.message,
+            "referral_id": getattr(referral, "id", None),
+            "status": str(referral.status) if referral is not None else None}
+
+
 def _respond(op: Operation, payload: dict[str, Any], status: int,
              replayed: bool = False) -> Response:
     services = current_app.extensions["referflow"]
     if services.settings.validate_responses and op.response:
-        services.schemas.validate(op.response, payload)
+        nothing = op.outcomes and "outcome" in payload and "id" not in payload
+        services.schemas.validate("nothing-to-do" if nothing else op.response, payload)
     response = jsonify(payload)
     response.status_code = status
     if replayed:
@@ -112,12 +151,15 @@ def _respond(op: Operation, payload: dict[str, Any], status: int,
     return response
 
 
-def _idempotent(op: Operation, caller: Caller, body: Any, run: Callable[[], Any]) -> Response:
+def _idempotent(op: Operation, caller: Caller, body: Any, run: Callable[[], Any],
+                explicit: bool) -> Response:
     key = request.headers["Idempotency-Key"].strip()
     if not key or len(key) > 255:
         raise BadRequest("Idempotency-Key must be 1-255 characters", code="invalid_idempotency_key")
     scope = caller.program.id if caller.program else "admin"
+    # The preference shapes the answer, so it is part of what makes two requests the same.
     fingerprint = sha256_hex(f"{op.operation_id}\n{request.path}\n"
+                             + ("prefer:outcome\n" if explicit else "")
                              + json.dumps(body, sort_keys=True, separators=(",", ":")))
     session = db_session()
     stored = idempotency.lookup(session, scope, key, fingerprint)

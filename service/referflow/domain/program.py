@@ -103,6 +103,7 @@ class ProgramConfig:
     late_claim_grace_days: int = 0
     hold_days: int = 14
     refund_after_hold: str = "reverse"
+    refunds: str | dict[str, int] = "full_only"  # which partial refunds reverse (domain/referral)
     gift_card_expiry_days: int = 365
     qualifying_event_types: tuple[str, ...] = ("first_order", "first_paid_invoice")
     min_qualifying_amount: int = 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 from referflow.domain.program import ProgramConfig
 
@@ -104,6 +105,73 @@ class ReversalDecision:
     code: str
     message: str
     flag_advocate: bool = False
+
+
+@dataclass(frozen=True)
+class Refund:
+    """What a refund event says about the money returned (integer minor units)."""
+
+    amount: int | None = None  # returned by this refund
+    total: int | None = None  # returned on the payment so far, when the provider says (Stripe)
+    full: bool | None = None  # the provider says the payment is refunded in full
+    earlier_amounts: int = 0  # the sum of the amounts of partial refunds kept before
+    earlier_total: int = 0  # the largest running total reported before
+
+    @property
+    def returned(self) -> int:
+        """Return how much of the payment has been returned, this refund included.
+
+        A provider may report one refund twice, once as an amount and once as a running total
+        (Stripe's refund.created and charge.refunded): the larger of the two sums is taken, so
+        neither order of arrival counts it twice.
+        """
+        return max(self.total or 0, self.earlier_total, self.earlier_amounts + (self.amount or 0))
+
+    @property
+    def sized(self) -> bool:
+        """Return True when the event says how much was returned."""
+        return self.amount is not None or self.total is not None or self.full is not None
+
+
+def refund_rule(value: Any) -> tuple[str, int]:
+    """Return (mode, threshold) of a program's ``refunds`` setting.
+
+    ``"full_only"`` (the default), ``"any"``, or ``{"above": N}`` (N minor units).
+    """
+    if isinstance(value, dict):
+        return "above", int(value["above"])
+    return str(value), 0
+
+
+def decide_refund(rule: Any, refund: Refund, qualified_amount: int | None,
+                  min_qualifying_amount: int) -> ReversalDecision:
+    """Decide whether a refund counts, by the program's ``refunds`` rule.
+
+    A full refund always counts; so does a refund that names no amount (the caller asserts a
+    refund of the purchase). ``full_only`` also counts a partial refund that leaves less than the
+    program's minimum qualifying amount paid; ``any`` counts every refund; ``{"above": N}`` counts
+    refunds returning more than N in total. Otherwise the referral stands (``partial_refund``).
+    """
+    mode, above = refund_rule(rule)
+    returned = refund.returned
+    full = refund.full if refund.full is not None else (
+        qualified_amount is None or returned >= qualified_amount)
+    if not refund.sized or full:
+        return ReversalDecision(True, "refund_full", "The payment was refunded in full.")
+    if mode == "any" and returned > 0:
+        return ReversalDecision(True, "refund_partial", f"A partial refund ({returned}) reverses "
+                                "under the program's rule refunds=any.")
+    if mode == "above" and returned > above:
+        return ReversalDecision(True, "refund_above_threshold", f"Refunds of {returned} are above "
+                                f"the program's threshold of {above}.")
+    if (mode == "full_only" and qualified_amount is not None and min_qualifying_amount
+            and qualified_amount - returned < min_qualifying_amount):
+        return ReversalDecision(True, "refund_below_minimum", f"After refunds of {returned}, less "
+                                f"than the minimum qualifying amount {min_qualifying_amount} "
+                                "stays paid.")
+    return ReversalDecision(False, "partial_refund", f"A partial refund ({returned} of "
+                            f"{qualified_amount}) does not reverse under the program's rule "
+                            f"refunds={mode if mode != 'above' else f'above {above}'}.")
 
 
 def decide_reversal(reason: str, status: str, occurred_at: datetime,
