@@ -250,3 +250,23 @@ def test_openapi_declares_the_preference_and_both_answers(client):
 def test_qualify_helper_still_works_without_the_preference(api):
     referral = claim(api, link(api)["code"])
     assert qualify(api, referral["id"])["status"] == "held"
+
+
+# -- createLink ------------------------------------------------------------------------------------
+
+def test_a_new_customer_without_an_email_is_not_enrolled_and_that_is_ordinary(api):
+    external_id = unique("cus")
+    nothing(post(api, "/v1/links", {"advocate": {"external_id": external_id, "email": None}}),
+            "no_email")
+    nothing(post(api, "/v1/links", {"advocate": {"external_id": None, "email": "a@mail.test"}}),
+            "no_customer")
+    created = post(api, "/v1/links", {"advocate": {"external_id": external_id,
+                                                   "email": "ann@mail.test"}})
+    assert created.status_code == 201
+    assert (created.get_json()["outcome"], created.get_json()["changed"]) == ("link_created", True)
+    # The same customer again without an email (a replayed or later event): the link stands.
+    again = post(api, "/v1/links", {"advocate": {"external_id": external_id, "email": None}})
+    assert again.status_code == 200 and again.get_json()["code"] == created.get_json()["code"]
+    assert (again.get_json()["outcome"], again.get_json()["changed"]) == ("existing_link", False)
+    advocate = api.get(f"/v1/advocates/{again.get_json()['advocate_id']}").get_json()
+    assert advocate["email"] == "ann@mail.test"

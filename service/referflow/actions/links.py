@@ -55,16 +55,25 @@ def create_link(session: Session, ctx: ProgramContext, body: dict[str, Any],
 def _create_link(session: Session, ctx: ProgramContext, body: dict[str, Any],
                  share_base: str) -> Link:
     person = body["advocate"]
+    if person["external_id"] is None:
+        raise ValidationFailed("the event carries no customer id", code="no_customer",
+                               ordinary="no_customer",
+                               errors=[{"path": "/advocate/external_id", "message": "null"}])
     vanity = _vanity(body.get("vanity_code"))
     advocate = session.scalar(select(Advocate).where(
         Advocate.program_id == ctx.id, Advocate.external_id == person["external_id"]))
     created = advocate is None
     if advocate is None:
+        if person["email"] is None:  # an advocate is enrolled with an email (self-referral rules)
+            raise ValidationFailed("the event carries no email address", code="no_email",
+                                   ordinary="no_email",
+                                   errors=[{"path": "/advocate/email", "message": "null"}])
         advocate = Advocate(id=new_id("adv"), program_id=ctx.id,
                             external_id=person["external_id"])
         session.add(advocate)
-    advocate.email = person["email"].strip()
-    advocate.email_key = keyed_hash(ctx.secret, "email", normalise_email(person["email"]))
+    if person["email"] is not None:
+        advocate.email = person["email"].strip()
+        advocate.email_key = keyed_hash(ctx.secret, "email", normalise_email(person["email"]))
     advocate.name = person.get("name", advocate.name)
     session.flush()
     code = _code_for(session, ctx, advocate, vanity, created)

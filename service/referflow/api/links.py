@@ -19,10 +19,13 @@ bp = Blueprint("links", __name__)
 
 @operation(bp, "createLink", "POST", "/v1/links", tag="advocates",
            summary="Enrol an advocate and return their code and share URL (idempotent)",
-           request_schema="create-link.request", response="link", status=201, also=(200,))
+           request_schema="create-link.request", response="link", status=201, also=(200,),
+           outcomes=True)
 def create_link(caller: Caller, body: dict[str, Any]) -> tuple[dict[str, Any], int]:
     link = links.create_link(db_session(), caller.ctx, body, payloads.base_url())
-    return payloads.link(link.advocate, link.code, link.created), 201 if link.created else 200
+    return {**payloads.link(link.advocate, link.code, link.created),
+            "outcome": "link_created" if link.created else "existing_link",
+            "changed": link.created}, 201 if link.created else 200
 
 
 @operation(bp, "getAdvocate", "GET", "/v1/advocates/<advocate_id>", tag="advocates",

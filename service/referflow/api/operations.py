@@ -130,6 +130,9 @@ def prefers_explicit_outcome() -> bool:
     return False
 
 
+NOTHING_TO_DO = {"outcome", "changed", "message", "referral_id", "status"}
+
+
 def nothing_to_do(exc: ApiError) -> dict[str, Any]:
     """The 200 answer to an ordinary event that concerns no referral or changes nothing."""
     referral = exc.referral
@@ -142,7 +145,7 @@ def _respond(op: Operation, payload: dict[str, Any], status: int,
              replayed: bool = False) -> Response:
     services = current_app.extensions["referflow"]
     if services.settings.validate_responses and op.response:
-        nothing = op.outcomes and "outcome" in payload and "id" not in payload
+        nothing = op.outcomes and set(payload) == NOTHING_TO_DO
         services.schemas.validate("nothing-to-do" if nothing else op.response, payload)
     response = jsonify(payload)
     response.status_code = status
