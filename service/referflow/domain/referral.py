@@ -78,6 +78,9 @@ def decide_qualification(
     if currency != config.currency:
         return QualifyDecision(PENDING, None, "currency_mismatch",
                                f"event currency {currency} is not the program's {config.currency}")
+    if amount == 0:  # a free trial's first invoice or a fully discounted order: no purchase yet
+        return QualifyDecision(PENDING, None, "nothing_paid",
+                               "nothing was paid (a free trial or a fully discounted order)")
     if amount < config.min_qualifying_amount:
         return QualifyDecision(PENDING, None, "below_minimum_amount",
                                f"amount {amount} is below the minimum "
