@@ -390,3 +390,61 @@ def test_a_card_signal_on_a_held_referral_asks_for_review_and_keeps_the_hold(sho
     approved = shop.post(f"/v1/referrals/{referral_id}/approve",
                          {"reviewer": "cs@shop.test", "note": "same card, real friend"})
     assert approved.get_json()["status"] == "held"  # back into its hold, not past it
+
+
+# -- Partial refunds: the program's `refunds` rule, in the ingress as in the workflows ----------
+
+def _stripe_qualified(shop):
+    code = link(shop)["code"]
+    stripe(shop, fixture("stripe_checkout_session_completed.json", code))
+    paid = fixture("stripe_invoice_paid.json")
+    paid["data"]["object"]["status_transitions"]["paid_at"] = int(time.time())
+    stripe(shop, paid)
+    run_jobs(shop)
+    run_jobs(shop)
+    assert referral_of(shop, "cus_FriendBob")["status"] == "held"
+
+
+def test_a_partial_stripe_refund_keeps_the_referral_and_its_full_refund_reverses_it(shop):
+    _stripe_qualified(shop)
+    partial = fixture("stripe_charge_refunded_partial.json")  # amount_refunded 1500 of 4900
+    partial["created"] = int(time.time())
+    stripe(shop, partial)
+    stripe(shop, fixture("stripe_refund_created_partial.json"))  # the same refund, as a refund object
+    run_jobs(shop)
+    referral = referral_of(shop, "cus_FriendBob")
+    assert referral["status"] == "held"
+    history = shop.get(f"/v1/referrals/{referral['id']}").get_json()["history"]
+    kept = [h for h in history if h["action"] == "refund_kept"]
+    assert [h["data"]["refund"]["returned"] for h in kept] == [1500, 1500]  # counted once
+    full = fixture("stripe_charge_refunded.json")
+    full["created"] = int(time.time())
+    stripe(shop, full)
+    run_jobs(shop)
+    assert referral_of(shop, "cus_FriendBob")["status"] == "reversed"
+
+
+def test_a_partial_stripe_refund_reverses_under_refunds_any(shop):
+    assert shop.put("/v1/program/config", {"config": {**PROGRAM_CONFIG, "refunds": "any"}}).status_code == 200
+    _stripe_qualified(shop)
+    partial = fixture("stripe_charge_refunded_partial.json")
+    partial["created"] = int(time.time())
+    stripe(shop, partial)
+    run_jobs(shop)
+    assert referral_of(shop, "cus_FriendBob")["status"] == "reversed"
+
+
+def test_a_partial_shopify_refund_is_sized_by_its_refund_transactions(shop):
+    code = link(shop)["code"]
+    order = fixture("shopify_orders_paid.json", code)
+    send(shop, "shopify", order, shopify_headers(order, "orders/paid", "evt-o-partial"))
+    run_jobs(shop)
+    refund = fixture("shopify_refunds_create_partial.json")
+    refund["order_id"] = order["id"]
+    send(shop, "shopify", refund, shopify_headers(refund, "refunds/create", "evt-r-partial"))
+    run_jobs(shop)
+    referral = referral_of(shop, "706405506930370084")
+    assert referral["status"] == "held"
+    history = shop.get(f"/v1/referrals/{referral['id']}").get_json()["history"]
+    assert history[-1]["action"] == "refund_kept"
+    assert history[-1]["data"]["refund"] == {"code": "partial_refund", "returned": 2500}

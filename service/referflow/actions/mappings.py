@@ -349,12 +349,24 @@ def shopify_order_paid(s: Session, ctx: ProgramContext, order: Payload, actor: A
     return outcome
 
 
-@reads(obj("id", "order_id", "created_at", id=NUMERIC_ID, order_id=NUMERIC_ID, created_at=RFC3339))
+@reads(obj("id", "order_id", "created_at", id=NUMERIC_ID, order_id=NUMERIC_ID, created_at=RFC3339,
+           transactions=array_of(obj(kind=maybe(TEXT), status=maybe(TEXT), amount=maybe(DECIMAL),
+                                     currency=maybe(CURRENCY)))))
 def shopify_refund_created(s: Session, ctx: ProgramContext, r: Payload, actor: Actor,
         svc: Services) -> Outcome:
     occurred_at = rfc3339_time(r["created_at"], "/created_at")
     customer = customer_of(s, ctx.id, "shopify", str(r["order_id"]))
-    return _reverse(s, ctx, actor, customer, "refund", f"refund:{r['id']}", occurred_at)
+    refund: dict[str, Any] = {}
+    returned = [(i, t) for i, t in enumerate(r.get("transactions") or [])
+                if t.get("kind") == "refund" and t.get("status") == "success" and t.get("amount")]
+    if returned:  # the money this refund returned (a refund of items not yet paid returns none)
+        currencies = {str(t.get("currency") or ctx.config.currency).upper() for _, t in returned}
+        if len(currencies) > 1:
+            raise InvalidEvent.at("/transactions", f"refund transactions in {sorted(currencies)}")
+        (currency,) = currencies
+        refund = {"currency": currency, "amount": sum(
+            minor_units(t["amount"], currency, f"/transactions/{i}/amount") for i, t in returned)}
+    return _reverse(s, ctx, actor, customer, "refund", f"refund:{r['id']}", occurred_at, **refund)
 
 
 # -- HubSpot ----------------------------------------------------------------------------------
