@@ -224,7 +224,7 @@ CASES = [
     Case("shopify-refund-inexact-order-id", SHOPIFY, lambda c: fixture("shopify_refunds_create.json"),
          _status("706405506930370084", "held"), trigger=REFUND_CREATED, status="error",
          setup=lambda rf: rf.qualified("706405506930370084", 19900, "EUR", "820982911946154508")),
-    # -- HubSpot: contact created / referral_code set -> claim; deal closed won -> qualify its contacts
+    # -- HubSpot: contact created / referred_by_code set -> claim; deal closed won -> qualify its contacts
     Case("hubspot-contact-referred", HUBSPOT, lambda c: fixture("hubspot_contact_creation.json")[0],
          _status("123", "pending"), setup=lambda rf: {"code": rf.link(), "contact": {"123": "with_code"}},
          replay=True),
@@ -263,9 +263,9 @@ def _case_workflow(case: Case, payload: Any, trigger: str | None, base: str, cre
 
 def _hubspot_data(hubspot: Any, ctx: dict[str, Any]) -> None:
     contact = fixture("hubspot_crm_contact.json", ctx.get("code"))["properties"]
-    kinds = {"with_code": {"email": contact["email"], "referral_code": ctx.get("code")},
-             "no_code": {"email": contact["email"], "referral_code": None},
-             "no_email": {"email": None, "referral_code": ctx.get("code")}}
+    kinds = {"with_code": {"email": contact["email"], "referred_by_code": ctx.get("code")},
+             "no_code": {"email": contact["email"], "referred_by_code": None},
+             "no_email": {"email": None, "referred_by_code": ctx.get("code")}}
     for contact_id, kind in ctx.get("contact", {}).items():
         hubspot.contacts[contact_id] = kinds[kind]
     if "deal" in ctx:

@@ -255,9 +255,15 @@ def test_shopify_order_with_a_discount_code_claims_and_qualifies_at_once(shop):
 
 
 def test_shopify_returning_customer_is_not_eligible(shop):
+    """A customer whose earlier order was seen is not new (2024-10 orders carry no order count)."""
     code = link(shop)["code"]
+    first = fixture("shopify_orders_paid_no_code.json")
+    first["id"], first["admin_graphql_api_id"] = 820982911946150001, "gid://shopify/Order/820982911946150001"
+    send(shop, "shopify", first, shopify_headers(first, "orders/paid", "evt-o-earlier"))
+    run_jobs(shop)
+    assert referral_of(shop, "706405506930370084") is None
     order = fixture("shopify_orders_paid.json", code)
-    order["customer"]["orders_count"] = 3
+    assert "orders_count" not in order["customer"]
     send(shop, "shopify", order, shopify_headers(order, "orders/paid", "evt-o-3"))
     run_jobs(shop)
     referral = referral_of(shop, "706405506930370084")
@@ -267,7 +273,7 @@ def test_shopify_returning_customer_is_not_eligible(shop):
 
 def test_hubspot_contact_then_closed_won_deal(shop, hubspot):
     code = link(shop)["code"]
-    hubspot.contacts["123"] = {"email": "carol@example.com", "referral_code": code}
+    hubspot.contacts["123"] = {"email": "carol@example.com", "referred_by_code": code}
     hubspot.deals["987"] = {"properties": {"amount": "1500.50", "deal_currency_code": "EUR",
                                            "closedate": "2026-11-22T12:00:00Z", "dealstage": "closedwon"},
                             "contacts": ["123", "456"]}
@@ -295,6 +301,40 @@ def test_klaviyo_unsubscribe_suppresses_messaging(shop):
         assert len(s.scalars(select(Suppression)).all()) == 1
     mismatched = send(shop, "klaviyo", body, klaviyo_headers(body, webhook_id="01JOTHER"))
     assert mismatched.status_code == 400 and mismatched.get_json()["code"] == "webhook_id_mismatch"
+
+
+def test_klaviyo_spam_complaint_names_only_the_profile_which_is_looked_up(settings, hubspot):
+    from tests.fakes.klaviyo import API_KEY, FakeKlaviyo
+
+    body = fixture("klaviyo_marked_email_as_spam.json")
+    profile_id = body["data"][0]["payload"]["data"]["relationships"]["profile"]["data"]["id"]
+    with FakeKlaviyo() as klaviyo:
+        klaviyo.profile_ids[profile_id] = "Spam.Reporter@example.com"
+        app = create_app(settings.with_overrides(klaviyo_api_base=klaviyo.base))
+        api = make_program(app.test_client())
+        api.app = app
+        api.put("/v1/providers/klaviyo", {"webhook_secrets": [KLAVIYO_SECRET]})
+        assert send(api, "klaviyo", body, klaviyo_headers(body)).status_code == 200
+        run_jobs(api)  # no API key yet: nothing to look the profile up with, nothing suppressed
+        events = api.get("/v1/inbound-events").get_json()["items"]
+        assert events[0]["outcome"] == {"ignored": "no_email"}
+        api.put("/v1/providers/klaviyo", {"webhook_secrets": [KLAVIYO_SECRET],
+                                          "credentials": {"api_key": API_KEY}})
+        body["data"][0]["external_id"] += "-again"
+        assert send(api, "klaviyo", body, klaviyo_headers(body)).status_code == 200
+        run_jobs(api)
+        with app.extensions["referflow"].db.session() as s:
+            assert len(s.scalars(select(Suppression)).all()) == 1
+        app.extensions["referflow"].db.dispose()
+
+
+def test_klaviyo_unsuppression_never_suppresses(shop):
+    body = fixture("klaviyo_unsubscribed.json")
+    body["data"][0]["topic"] = "event:klaviyo.manually_unsuppressed_from_email_marketing"
+    send(shop, "klaviyo", body, klaviyo_headers(body))
+    run_jobs(shop)
+    with shop.app.extensions["referflow"].db.session() as s:
+        assert s.scalars(select(Suppression)).all() == []
 
 
 def _stripe_bad(shop):

@@ -22,6 +22,7 @@ class FakeKlaviyo(FakeServer):
         self.profiles: dict[str, dict] = {}
         self.unique_ids: set[str] = set()
         self.fail_next: list[tuple[int, dict]] = []
+        self.profile_ids: dict[str, str] = {}  # profile id -> email (GET /api/profiles/{id})
 
     def handle(self, method, path, headers, body):
         if headers.get("Authorization") != f"Klaviyo-API-Key {API_KEY}":
@@ -31,6 +32,12 @@ class FakeKlaviyo(FakeServer):
         if self.fail_next:
             status, extra = self.fail_next.pop(0)
             return status, extra, {"errors": [{"status": status, "code": "throttled"}]}
+        if method == "GET" and path.startswith("/api/profiles/"):
+            profile_id = path.rsplit("/", 1)[1]
+            if profile_id not in self.profile_ids:
+                return _error(404, "not_found", f"profile {profile_id}")
+            return 200, {}, {"data": {"type": "profile", "id": profile_id, "attributes": {
+                "email": self.profile_ids[profile_id], "phone_number": None, "external_id": None}}}
         data = json.loads(body).get("data", {})
         attributes = data.get("attributes", {})
         if path == "/api/events" and method == "POST":

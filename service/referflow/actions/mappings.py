@@ -11,7 +11,7 @@
 | shopify | customers/create | claim (code: tag ``referral:CODE`` or note ``referral_code: CODE``) |
 | shopify | orders/paid | claim (discount code or note attribute) and qualify first_order |
 | shopify | refunds/create | reverse (refund) |
-| hubspot | contact.creation / contact.propertyChange(referral_code) | claim |
+| hubspot | contact.creation / contact.propertyChange(referred_by_code) | claim |
 | hubspot | deal.propertyChange(dealstage = closed won) | qualify each associated contact |
 | klaviyo | unsubscribe / spam / suppression topics | suppress referral messaging |
 
@@ -68,10 +68,11 @@ from referflow.domain import money
 from referflow.domain import referral as states
 from referflow.domain.emails import normalise_email
 from referflow.domain.hashing import keyed_hash
-from referflow.providers.hubspot import HubSpotClient
+from referflow.providers.hubspot import REFERRED_BY, HubSpotClient
 from referflow.providers.issuers import from_stripe_amount
+from referflow.providers.klaviyo import KlaviyoClient
 from referflow.services import Services
-from referflow.storage.models import IdentityMark, Suppression
+from referflow.storage.models import IdentityMark, ProviderConfig, ProviderRef, Suppression
 
 STRIPE_AMOUNT: Shape = {"type": "integer", "minimum": 0, "maximum": money.MAX_MINOR}
 
@@ -331,9 +332,13 @@ def shopify_order_paid(s: Session, ctx: ProgramContext, order: Payload, actor: A
     event = {"id": f"order:{order['id']}", "type": "first_order",
              "amount": minor_units(order["total_price"], currency, "/total_price"),
              "currency": currency, "occurred_at": _shopify_paid_at(order)}
+    # A repeat order: an earlier order of this customer was seen here (Shopify's order webhooks
+    # carry no order count since API 2022-07; older versions' ``orders_count`` is still read).
+    repeat = (customer.get("orders_count") or 0) > 1 or s.scalar(select(ProviderRef.ref).where(
+        ProviderRef.program_id == ctx.id, ProviderRef.provider == "shopify",
+        ProviderRef.customer == friend, ProviderRef.ref != str(order["id"])).limit(1)) is not None
     remember(s, ctx.id, "shopify", friend, str(order["id"]))
-    repeat = (customer.get("orders_count") or 0) > 1
-    if repeat:  # an earlier order seen: a known customer from now on (the claim rules check it)
+    if repeat:  # a known customer from now on (the claim rules check it)
         import_customers(s, ctx, [{"external_id": friend}], source="shopify")
         event["type"] = "repeat_order"
     s.commit()
@@ -384,11 +389,11 @@ HUBSPOT_MS: Shape = {**UNIX_TIME, "minimum": UNIX_TIME["minimum"] * 1000,
            propertyName=maybe(TEXT), propertyValue=maybe(TEXT)))
 def hubspot_contact(s: Session, ctx: ProgramContext, e: Payload, actor: Actor,
         svc: Services) -> Outcome:
-    if e["subscriptionType"] == "contact.propertyChange" and e.get("propertyName") != "referral_code":
-        return _ignored("other_property")
+    if e["subscriptionType"] == "contact.propertyChange" and e.get("propertyName") != REFERRED_BY:
+        return _ignored("other_property")  # e.g. referral_code, the contact's own advocate code
     props = _hubspot(s, ctx, svc).contact(str(e["objectId"]))
-    code = e.get("propertyValue") if e.get("propertyName") == "referral_code" else None
-    return _claim(s, ctx, actor, code or props.get("referral_code"), str(e["objectId"]),
+    code = e.get("propertyValue") if e.get("propertyName") == REFERRED_BY else None
+    return _claim(s, ctx, actor, code or props.get(REFERRED_BY), str(e["objectId"]),
                   props.get("email"))
 
 
@@ -422,12 +427,16 @@ def hubspot_deal(s: Session, ctx: ProgramContext, e: Payload, actor: Actor,
 # -- Klaviyo ----------------------------------------------------------------------------------
 
 CONSENT_WORDS = ("unsubscribe", "suppress", "spam", "consent")
+LIFTING_WORDS = ("unsuppress", "resubscribe")  # topics that lift a suppression never add one
 
 
 def _find_email(value: Any) -> str | None:
+    """The email a Klaviyo system webhook carries: ``event_properties.email_address`` (unsubscribes)
+    or an ``email`` key; a spam complaint carries none (see ``_profile_id``)."""
     if isinstance(value, dict):
-        if isinstance(email := value.get("email"), str):
-            return email
+        for key in ("email", "email_address"):
+            if isinstance(email := value.get(key), str) and "@" in email:
+                return email
         return next((e for v in value.values() if (e := _find_email(v))), None)
     if isinstance(value, list):
         return next((e for v in value if (e := _find_email(v))), None)
@@ -438,9 +447,9 @@ def _find_email(value: Any) -> str | None:
 def klaviyo_consent(s: Session, ctx: ProgramContext, item: Payload, actor: Actor,
         svc: Services) -> Outcome:
     topic = item["topic"].lower()
-    if not any(word in topic for word in CONSENT_WORDS):
+    if not any(word in topic for word in CONSENT_WORDS) or any(w in topic for w in LIFTING_WORDS):
         return _ignored("not_a_consent_topic")
-    email = _find_email(item.get("payload"))
+    email = _find_email(item.get("payload")) or _profile_email(s, ctx, item.get("payload"), svc)
     if not email:
         return _ignored("no_email")
     key = keyed_hash(ctx.secret, "email", normalise_email(email))
@@ -449,6 +458,20 @@ def klaviyo_consent(s: Session, ctx: ProgramContext, item: Payload, actor: Actor
         s.add(Suppression(program_id=ctx.id, email_key=key, reason=topic[:100], source="klaviyo"))
     s.commit()
     return {"action": "suppress"}
+
+
+def _profile_email(s: Session, ctx: ProgramContext, payload: Any, svc: Services) -> str | None:
+    """Look the profile's email up in Klaviyo (when an API key is configured): Klaviyo sends system
+    webhooks in the shape of its Get Event API, which names the profile by id only."""
+    profile = ((((payload or {}).get("data") or {}).get("relationships") or {}).get("profile") or {})
+    profile_id = (profile.get("data") or {}).get("id") if isinstance(profile, dict) else None
+    if not isinstance(profile_id, str) or not profile_id:
+        return None
+    row = s.get(ProviderConfig, (ctx.id, "klaviyo"))
+    if row is None or not (row.credentials or {}).get("api_key"):
+        return None
+    (key,) = credentials(s, ctx.id, "klaviyo", "api_key")
+    return KlaviyoClient(key, svc.settings.klaviyo_api_base).email_of(profile_id)
 
 
 class _AnyTopic(dict[tuple[str, str], Handler]):

@@ -8,6 +8,9 @@ from urllib.parse import quote
 from referflow.errors import PermanentProviderError
 from referflow.providers.http import call
 
+# The contact property holding the code a contact was referred with (a form field). It is not
+# ``referral_code``: that is the contact's own code as an advocate, which referflow writes.
+REFERRED_BY = "referred_by_code"
 PROPERTIES = {
     "referral_code": "Referral code", "referral_link": "Referral link",
     "referral_tier": "Referral tier", "referrals_approved": "Referrals approved",
@@ -54,9 +57,10 @@ class HubSpotClient:
                     headers=self._headers()).json()
 
     def contact(self, contact_id: str) -> dict[str, Any]:
-        """Return a contact's email and referral_code properties."""
+        """Return a contact's email and referred_by_code (the code they were referred with; their
+        own code, as an advocate, is ``referral_code``)."""
         return self._get(f"/crm/v3/objects/contacts/{contact_id}",
-                         {"properties": "email,referral_code"})["properties"]
+                         {"properties": f"email,{REFERRED_BY}"})["properties"]
 
     def deal(self, deal_id: str) -> tuple[dict[str, Any], list[str]]:
         """Return a deal's properties and its associated contact ids."""

@@ -29,6 +29,14 @@ class KlaviyoClient:
             "profile": {"data": {"type": "profile", "attributes": {
                 "email": email, "properties": profile_properties}}}}}})
 
+    def email_of(self, profile_id: str) -> str | None:
+        """Return a profile's email (a consent webhook names the profile, not always the email)."""
+        found = call("GET", f"{self.base}/api/profiles/{profile_id}", "klaviyo", headers={
+            "Authorization": f"Klaviyo-API-Key {self.key}", "revision": REVISION,
+            "accept": "application/vnd.api+json"}).json()
+        email = ((found.get("data") or {}).get("attributes") or {}).get("email")
+        return email if isinstance(email, str) else None
+
     def profile(self, email: str, properties: dict[str, Any]) -> None:
         """Create or update a profile's properties."""
         self._post("/api/profile-import", {"data": {"type": "profile", "attributes": {
