@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -126,6 +127,46 @@ def test_the_generated_n8n_node_covers_every_action(specs):
     assert package["peerDependencies"] == {"n8n-workflow": "*"}
 
 
+def test_the_n8n_package_is_publishable():
+    """What n8n's scanner and npm want besides the lint rules (`npm run lint`, `npm run scan`
+    check those): author with email, homepage, repository, README, MIT licence, light and dark
+    icons for both nodes and the credential, n8n's tooling pinned."""
+    package = json.loads((N8N_PACKAGE / "package.json").read_text())
+    assert package["license"] == "MIT" and "MIT License" in (N8N_PACKAGE / "LICENSE.md").read_text()
+    assert package["author"]["name"] and "@" in package["author"]["email"]
+    assert package["homepage"].startswith("https://github.com/")
+    assert package["repository"]["url"].startswith("git+https://github.com/")
+    assert "## Credentials" in (N8N_PACKAGE / "README.md").read_text()
+    assert package["scripts"]["lint"] == "n8n-node lint" and package["scripts"]["scan"] == "node scripts/scan.mjs"
+    for tool in ("@n8n/node-cli", "@n8n/scan-community-package"):
+        assert re.fullmatch(r"\d+\.\d+\.\d+", package["devDependencies"][tool]), tool
+    icon = re.compile(r"icon(: Icon)?\s*[=:]\s*\{\s*light: 'file:referflow.svg',\s*dark: 'file:referflow.dark.svg'")
+    for source in ("credentials/ReferflowApi.credentials.ts", "nodes/Referflow/Referflow.node.ts",
+                   "nodes/ReferflowTrigger/ReferflowTrigger.node.ts"):
+        folder = (N8N_PACKAGE / source).parent
+        assert icon.search((N8N_PACKAGE / source).read_text()), source
+        light, dark = (folder / "referflow.svg").read_text(), (folder / "referflow.dark.svg").read_text()
+        assert "<svg" in light and "<svg" in dark and light != dark
+
+
+def test_claim_qualify_and_reverse_send_prefer_outcome_explicit(specs):
+    """Ordinary events must not fail a workflow: every operation whose API honours
+    `Prefer: outcome=explicit` sends it, in n8n and in Zapier."""
+    contracts = nodegen.api_contracts(specs)
+    prefer = {name for name, contract in contracts.items() if contract.prefer_outcome}
+    assert {"claimReferral", "qualifyReferral", "reverseReferralForFriend"} <= prefer
+    assert "getReferral" not in prefer and "approveReferral" not in prefer
+    for spec in specs:
+        if spec["name"] not in contracts:
+            continue
+        # n8n: the operation's request (the committed node is this rendering: nodes check)
+        headers = nodegen._n8n_operation(spec, contracts)["routing"]["request"].get("headers", {})
+        assert (headers.get("Prefer") == "outcome=explicit") == (spec["name"] in prefer), spec["name"]
+        zapier = ZAPIER_APP / "creates" / f"{spec['name']}.js"
+        if zapier.exists():
+            assert ("outcomes: true" in zapier.read_text()) == (spec["name"] in prefer), spec["name"]
+
+
 # ---- the built packages, against a live referflow ------------------------------------------------
 
 def _built() -> bool:
@@ -186,10 +227,22 @@ def test_the_community_node_runs_operations_in_a_real_n8n(database_url, settings
             _node("Qualify the referral", node, 4, {
                 "resource": "referral", "operation": "qualify", "friendExternalId": "friend-n8n",
                 "eventId": "order-1", "eventType": "first_order", "eventAmount": 4900, "eventCurrency": "EUR",
-                "eventOccurredAt": "2026-11-20T10:00:00Z"}),
+                "eventOccurredAt": "2026-11-20T10:00:00Z",
+                # an expression that finds nothing ('') is dropped from the list, not sent
+                "additionalFields": {"eventPaymentReferences": ["ch_n8n_1", "={{ '' }}"]}}),
             _node("Issue the gift cards", node, 5, {"resource": "giftCard", "operation": "issue",
                                                     "referralId": "={{ $json.id }}"}),
-            _node("Find the referral", node, 6, {"resource": "referral", "operation": "get",
+            # Ordinary traffic with nothing to do goes on (changed: false) instead of failing the run.
+            _node("Claim without a code", node, 6, {
+                "resource": "referral", "operation": "claim", "code": "={{ $json.no_such_field }}",
+                "friendExternalId": "friend-n8n-2", "friendEmail": "carl@example.com"}),
+            _node("Claim with an unknown code", node, 7, {
+                "resource": "referral", "operation": "claim", "code": "NOSUCHCODE",
+                "friendExternalId": "friend-n8n-2", "friendEmail": "carl@example.com"}),
+            _node("Reverse an unknown payment", node, 8, {
+                "resource": "referral", "operation": "reverse", "reason": "refund", "friendExternalId": "",
+                "paymentReferences": ["ch_nobody"]}),
+            _node("Find the referral", node, 9, {"resource": "referral", "operation": "get",
                                                  "referralId": "={{ $('Claim the referral').item.json.id }}"}),
         ]
         workflow = {"name": "community node", "nodes": chain, "connections": _chain(*chain), "active": False,
@@ -210,6 +263,12 @@ def test_the_community_node_runs_operations_in_a_real_n8n(database_url, settings
         again = session.get(f"{base}/v1/people/friend-n8n", timeout=10).json()
         assert [r["referral_id"] for r in again["referred_as_friend"]] == [referral["referral_id"]]
         assert again["gift_cards"] == cards
+        unknown = session.get(f"{base}/v1/people/friend-n8n-2", timeout=10)  # nobody referred them
+        assert unknown.status_code == 404 or unknown.json()["referred_as_friend"] == [], unknown.text
+        # The qualify node sent the payment's references: a dispute naming only the charge finds it.
+        reversed_ = session.post(f"{base}/v1/referrals/reverse", timeout=10,
+                                 json={"reason": "chargeback", "payment_references": ["ch_n8n_1"]}).json()
+        assert (reversed_["id"], reversed_["status"]) == (referral["referral_id"], "reversed")
 
 
 def _n8n_rest(base: str) -> requests.Session:
@@ -310,7 +369,18 @@ def test_the_zapier_app_validates_and_its_tests_pass_against_referflow(database_
                                                   "REFERFLOW_API_KEY": key})
     assert result.returncode == 0, (result.stdout[-4000:], result.stderr[-2000:])
     assert "# fail 0" in result.stdout and "# skipped 0" in result.stdout
-    assert "# pass 5" in result.stdout
+    assert "# pass 9" in result.stdout
+
+
+@needs_zapier
+def test_the_zapier_app_validates_and_labels_its_output():
+    """Without a referflow: zapier-platform-core's validateApp finds no error, every trigger, create
+    and search has labelled output fields, and the requests the app builds are right."""
+    result = subprocess.run(["node", "--test", "test/"], cwd=ZAPIER_APP, capture_output=True, text=True,
+                            timeout=120, env={k: v for k, v in os.environ.items() if not k.startswith("REFERFLOW_")})
+    assert result.returncode == 0, (result.stdout[-4000:], result.stderr[-2000:])
+    assert "# fail 0" in result.stdout and "# pass 4" in result.stdout
+    assert "ok 1 - the app definition validates with zero errors" in result.stdout
 
 
 def test_cli_generate_then_check(tmp_path):

@@ -10,14 +10,14 @@ module.exports = {
       label: 'Base URL',
       required: true,
       type: 'string',
-      helpText: 'Where your referflow service runs, e.g. `https://refer.example.com`.',
+      helpText: 'Where your referflow service runs, e.g. `https://refer.example.com` (ask whoever runs it).',
     },
     {
       key: 'apiKey',
       label: 'API Key',
       required: true,
       type: 'password',
-      helpText: 'A program API key (`referflow keys create`).',
+      helpText: 'A program API key (`rfk_...`): on the referflow server run `referflow keys create --program PROGRAM_ID` and paste the key it prints. Each program has its own keys.',
     },
   ],
   test: {

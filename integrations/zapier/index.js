@@ -13,7 +13,7 @@ const getAdvocateByExternalId = require('./searches/getAdvocateByExternalId');
 const getGiftCard = require('./searches/getGiftCard');
 const getReferral = require('./searches/getReferral');
 const issueGiftCard = require('./creates/issueGiftCard');
-const listReviews = require('./searches/listReviews');
+const listReviews = require('./triggers/listReviews');
 const qualifyReferral = require('./creates/qualifyReferral');
 const redeemGiftCard = require('./creates/redeemGiftCard');
 const reverseReferralForFriend = require('./creates/reverseReferralForFriend');
@@ -25,7 +25,7 @@ module.exports = {
   authentication,
   beforeRequest: [addApiKey],
   afterResponse: [raiseForStatus],
-  triggers: { [referralEvent.key]: referralEvent },
+  triggers: { [listReviews.key]: listReviews, [referralEvent.key]: referralEvent },
   creates: { [approveReferral.key]: approveReferral, [claimReferral.key]: claimReferral, [createLink.key]: createLink, [declineReferral.key]: declineReferral, [issueGiftCard.key]: issueGiftCard, [qualifyReferral.key]: qualifyReferral, [redeemGiftCard.key]: redeemGiftCard, [reverseReferralForFriend.key]: reverseReferralForFriend },
-  searches: { [getAdvocateByExternalId.key]: getAdvocateByExternalId, [getGiftCard.key]: getGiftCard, [getReferral.key]: getReferral, [listReviews.key]: listReviews },
+  searches: { [getAdvocateByExternalId.key]: getAdvocateByExternalId, [getGiftCard.key]: getGiftCard, [getReferral.key]: getReferral },
 };

@@ -14,9 +14,15 @@ from typing import Any
 from referflow.contract import SchemaStore
 from referflow.errors import ValidationFailed
 
-# JSON Schema type (and format) of a request property -> the spec field type it maps to.
+# JSON Schema type (and format) of a request property -> the spec field type it maps to. A
+# nullable property ("type": ["string", "null"]) maps like its non-null type; an array of such
+# values maps like its items and is sent as a list (``Leaf.many``: the generator reads it here,
+# a spec field only names the item type).
 FIELD_TYPES = {("string", None): "string", ("string", "date-time"): "datetime",
                ("integer", None): "integer", ("boolean", None): "boolean"}
+# The request header with which an operation answers ordinary "nothing to do" events with 200
+# and an outcome instead of an error (OpenAPI parameter ``Prefer``, value ``outcome=explicit``).
+PREFER_OUTCOME = "outcome=explicit"
 
 
 def specs_dir() -> Path:
@@ -44,9 +50,11 @@ class Leaf:
     """One settable property of a request body (dotted path) as its JSON Schema describes it."""
 
     path: str
-    field_type: str | None  # None: a type the specs cannot express (arrays, free objects)
+    field_type: str | None  # None: a type the specs cannot express (free objects, arrays of objects)
     required: bool
     enum: tuple[str, ...] | None
+    many: bool = False  # an array of field_type values
+    nullable: bool = False  # null is a value (the event did not carry it)
 
 
 def body_leaves(schema: dict[str, Any], prefix: str = "", required: bool = True) -> dict[str, Leaf]:
@@ -58,9 +66,13 @@ def body_leaves(schema: dict[str, Any], prefix: str = "", required: bool = True)
         if prop.get("type") == "object" and "properties" in prop:
             leaves.update(body_leaves(prop, f"{path}.", is_required))
             continue
-        kind = FIELD_TYPES.get((_non_null(prop.get("type")), prop.get("format")))
-        enum = tuple(prop["enum"]) if "enum" in prop else None
-        leaves[path] = Leaf(path, "options" if enum and kind == "string" else kind, is_required, enum)
+        many = prop.get("type") == "array"
+        item = prop.get("items", {}) if many else prop
+        kind = FIELD_TYPES.get((_non_null(item.get("type")), item.get("format")))
+        enum = tuple(item["enum"]) if "enum" in item else None
+        nullable = not many and "null" in (prop.get("type") if isinstance(prop.get("type"), list) else [])
+        leaves[path] = Leaf(path, "options" if enum and kind == "string" else kind, is_required, enum, many,
+                            nullable)
     return leaves
 
 
@@ -102,15 +114,59 @@ def drift(specs: list[dict[str, Any]], openapi: dict[str, Any], store: SchemaSto
     return problems
 
 
+def _schema_names(body: dict[str, Any]) -> list[str]:
+    """The schema files a JSON request/response body of the OpenAPI document refers to (one, or
+    the alternatives of a ``oneOf``)."""
+    schema = body.get("content", {}).get("application/json", {}).get("schema", {})
+    refs = [s.get("$ref") for s in schema.get("oneOf", [schema])]
+    return [ref.rsplit("/", 1)[1][: -len(".json")] for ref in refs if ref]
+
+
 def _schema_name(body: dict[str, Any]) -> str | None:
-    """The schema file a JSON request/response body of the OpenAPI document refers to."""
-    ref = body.get("content", {}).get("application/json", {}).get("schema", {}).get("$ref")
-    return ref.rsplit("/", 1)[1][: -len(".json")] if ref else None
+    names = _schema_names(body)
+    return names[0] if len(names) == 1 else None
 
 
 def _request_schema(op: dict[str, Any], store: SchemaStore) -> dict[str, Any] | None:
     name = _schema_name(op.get("requestBody", {}))
     return store.documents[name] if name else None
+
+
+def response_schemas(op: dict[str, Any]) -> list[str]:
+    """The schema names of an operation's success answer (the first 2xx), alternatives in order."""
+    return _schema_names(next((r for code, r in op["responses"].items() if code.startswith("2")), {}))
+
+
+def prefers_outcome(op: dict[str, Any]) -> bool:
+    """True when the operation honours ``Prefer: outcome=explicit`` (see PREFER_OUTCOME)."""
+    return any(p["in"] == "header" and p["name"].lower() == "prefer"
+               and PREFER_OUTCOME in p.get("schema", {}).get("enum", []) for p in op.get("parameters", []))
+
+
+@dataclass(frozen=True)
+class Contract:
+    """What the API says about the operation of one action spec, for the generator."""
+
+    lists: frozenset[str]  # body properties sent as arrays (Leaf.many)
+    nullable: frozenset[str]  # body properties an empty value is sent as null for (Leaf.nullable)
+    prefer_outcome: bool  # send ``Prefer: outcome=explicit``
+    responses: tuple[str, ...]  # schema names of the success answer
+
+
+def contracts(specs: list[dict[str, Any]], openapi: dict[str, Any], store: SchemaStore) -> dict[str, Contract]:
+    """Return the Contract of every action spec whose operation exists (triggers have none)."""
+    operations = {op["operationId"]: op for ops in openapi["paths"].values() for op in ops.values()}
+    out = {}
+    for spec in specs:
+        op = operations.get(spec.get("operation_id", ""))
+        if spec["kind"] == "trigger" or op is None:
+            continue
+        schema = _request_schema(op, store)
+        leaves = body_leaves(schema) if schema else {}
+        out[spec["name"]] = Contract(frozenset(p for p, leaf in leaves.items() if leaf.many),
+                                     frozenset(p for p, leaf in leaves.items() if leaf.nullable),
+                                     prefers_outcome(op), tuple(response_schemas(op)))
+    return out
 
 
 def _field_drift(spec: dict[str, Any], op: dict[str, Any], store: SchemaStore) -> list[str]:
@@ -138,6 +194,8 @@ def _field_drift(spec: dict[str, Any], op: dict[str, Any], store: SchemaStore) -
             problems.append(f"field {field['key']!r}: options differ from the API's {list(leaf.enum)}")
         if leaf.required and not field.get("required"):
             problems.append(f"field {field['key']!r}: the API requires {prop!r}")
+        if field.get("required") and not leaf.required:
+            problems.append(f"field {field['key']!r}: required, but the API does not require {prop!r}")
     for leaf in leaves.values():
         if leaf.required and ("body", leaf.path) not in fields:
             problems.append(f"required property {leaf.path!r} has no field")
@@ -148,10 +206,12 @@ def _field_drift(spec: dict[str, Any], op: dict[str, Any], store: SchemaStore) -
 
 
 def _sample_drift(spec: dict[str, Any], op: dict[str, Any], store: SchemaStore) -> list[str]:
-    name = _schema_name(next((r for code, r in op["responses"].items() if code.startswith("2")), {}))
-    if name is None:
+    """The sample's errors against the answer's schema (against the first of alternatives when it
+    fits none of them)."""
+    found = [store.errors(name, spec["sample"]) for name in response_schemas(op)]
+    if not found or [] in found:
         return []
-    return [f"sample{e['path']}: {e['message']}" for e in store.errors(name, spec["sample"])]
+    return [f"sample{e['path']}: {e['message']}" for e in found[0]]
 
 
 def _trigger_drift(spec: dict[str, Any], operations: dict[str, Any], store: SchemaStore) -> list[str]:

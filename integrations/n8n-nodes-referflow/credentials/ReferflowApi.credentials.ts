@@ -3,6 +3,7 @@ import type {
 	IAuthenticateGeneric,
 	ICredentialTestRequest,
 	ICredentialType,
+	Icon,
 	INodeProperties,
 } from 'n8n-workflow';
 
@@ -11,7 +12,9 @@ export class ReferflowApi implements ICredentialType {
 
 	displayName = 'Referflow API';
 
-	documentationUrl = 'https://www.npmjs.com/package/n8n-nodes-referflow';
+	icon: Icon = { light: 'file:referflow.svg', dark: 'file:referflow.dark.svg' };
+
+	documentationUrl = 'https://github.com/referflow/referflow/tree/main/integrations/n8n-nodes-referflow#credentials';
 
 	properties: INodeProperties[] = [
 		{
@@ -20,7 +23,7 @@ export class ReferflowApi implements ICredentialType {
 			type: 'string',
 			default: '',
 			placeholder: 'https://refer.example.com',
-			description: 'Where your referflow service runs, without a trailing slash',
+			description: 'Where your referflow service runs, e.g. https://refer.example.com',
 			required: true,
 		},
 		{
@@ -29,7 +32,7 @@ export class ReferflowApi implements ICredentialType {
 			type: 'string',
 			typeOptions: { password: true },
 			default: '',
-			description: 'A program API key (referflow keys create)',
+			description: 'A program API key: run referflow keys create --program PROGRAM_ID on the referflow server',
 			required: true,
 		},
 	];

@@ -7,6 +7,7 @@ const operation = {
   method: 'GET',
   path: '/v1/advocates/by-external-id/{external_id}',
   idempotent: false,
+  outcomes: false,
   fields: [
     {
       key: 'externalId',
@@ -22,7 +23,7 @@ module.exports = {
   noun: 'Advocate',
   display: {
     label: 'Find Advocate',
-    description: 'Find an advocate by your external ID, with their codes and referral counts.',
+    description: 'Finds an advocate by your own ID for them, with their codes and referral counts.',
   },
   operation: {
     inputFields: [
@@ -31,7 +32,7 @@ module.exports = {
         label: 'Advocate External ID',
         required: true,
         type: 'string',
-        helpText: 'Your ID for the advocate.',
+        helpText: 'Your own ID for the advocate, the same one you gave Create Referral Link (e.g. the Stripe customer ID).',
       },
     ],
     perform: performSearch(operation),
@@ -62,5 +63,27 @@ module.exports = {
       events: [],
       created_at: '2026-11-23T18:32:21.892785Z',
     },
+    outputFields: [
+      { key: 'id', label: 'Advocate ID', type: 'string' },
+      { key: 'external_id', label: 'Advocate External ID', type: 'string' },
+      { key: 'email', label: 'Advocate Email', type: 'string' },
+      { key: 'name', label: 'Advocate Name', type: 'string' },
+      { key: 'codes[]code', label: 'Referral Code', type: 'string' },
+      { key: 'codes[]active', label: 'Referral Code Active', type: 'boolean' },
+      { key: 'codes[]vanity', label: 'Referral Code Is Vanity', type: 'boolean' },
+      { key: 'codes[]url', label: 'Share Link URL', type: 'string' },
+      { key: 'stats__clicks', label: 'Link Clicks', type: 'integer' },
+      { key: 'stats__referrals', label: 'Referrals', type: 'integer' },
+      { key: 'stats__qualified', label: 'Qualified Referrals', type: 'integer' },
+      { key: 'stats__approved', label: 'Approved Referrals', type: 'integer' },
+      { key: 'stats__rewarded', label: 'Rewarded Referrals', type: 'integer' },
+      { key: 'stats__rejected', label: 'Rejected Referrals', type: 'integer' },
+      { key: 'stats__reversed', label: 'Reversed Referrals', type: 'integer' },
+      { key: 'created_at', label: 'Created At', type: 'datetime' },
+      { key: 'tier', label: 'Tier', type: 'string' },
+      { key: 'flagged', label: 'Flagged', type: 'boolean' },
+      { key: 'events[]at', label: 'Event At', type: 'datetime' },
+      { key: 'events[]action', label: 'Event Action', type: 'string' },
+    ],
   },
 };

@@ -7,6 +7,7 @@ const operation = {
   method: 'GET',
   path: '/v1/gift-cards/{code}',
   idempotent: false,
+  outcomes: false,
   fields: [
     {
       key: 'code',
@@ -22,7 +23,7 @@ module.exports = {
   noun: 'Gift Card',
   display: {
     label: 'Find Gift Card',
-    description: 'Get a gift card by code, with its balance and ledger entries.',
+    description: 'Finds a gift card by code, with its balance and ledger entries.',
   },
   operation: {
     inputFields: [
@@ -31,7 +32,7 @@ module.exports = {
         label: 'Gift Card Code',
         required: true,
         type: 'string',
-        helpText: 'The gift card\'s code.',
+        helpText: 'The gift card\'s code, as the customer typed it.',
       },
     ],
     perform: performSearch(operation),
@@ -64,5 +65,23 @@ module.exports = {
         },
       ],
     },
+    outputFields: [
+      { key: 'id', label: 'Gift Card ID', type: 'string' },
+      { key: 'code', label: 'Gift Card Code', type: 'string' },
+      { key: 'amount', label: 'Amount (Minor Units)', type: 'integer' },
+      { key: 'balance', label: 'Balance (Minor Units)', type: 'integer' },
+      { key: 'currency', label: 'Currency', type: 'string' },
+      { key: 'status', label: 'Status', type: 'string' },
+      { key: 'expires_at', label: 'Expires At', type: 'datetime' },
+      { key: 'side', label: 'Side', type: 'string' },
+      { key: 'referral_id', label: 'Referral ID', type: 'string' },
+      { key: 'advocate_id', label: 'Advocate ID', type: 'string' },
+      { key: 'created_at', label: 'Created At', type: 'datetime' },
+      { key: 'entries[]kind', label: 'Entry Kind', type: 'string' },
+      { key: 'entries[]amount', label: 'Entry Amount (Minor Units)', type: 'integer' },
+      { key: 'entries[]balance_after', label: 'Entry Balance After (Minor Units)', type: 'integer' },
+      { key: 'entries[]at', label: 'Entry At', type: 'datetime' },
+      { key: 'entries[]reference', label: 'Entry Reference', type: 'string' },
+    ],
   },
 };

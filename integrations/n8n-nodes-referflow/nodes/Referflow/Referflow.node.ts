@@ -6,7 +6,10 @@ export class Referflow implements INodeType {
 	description: INodeTypeDescription = {
 		displayName: 'Referflow',
 		name: 'referflow',
-		icon: 'file:referflow.svg',
+		icon: {
+			light: 'file:referflow.svg',
+			dark: 'file:referflow.dark.svg',
+		},
 		group: [
 			'transform',
 		],
@@ -82,7 +85,7 @@ export class Referflow implements INodeType {
 					{
 						name: 'Get',
 						value: 'get',
-						description: 'Find an advocate by your external ID, with their codes and referral counts',
+						description: 'Finds an advocate by your own ID for them, with their codes and referral counts',
 						action: 'Find advocate',
 						routing: {
 							request: {
@@ -110,7 +113,7 @@ export class Referflow implements INodeType {
 					{
 						name: 'Get',
 						value: 'get',
-						description: 'Get a gift card by code, with its balance and ledger entries',
+						description: 'Finds a gift card by code, with its balance and ledger entries',
 						action: 'Find gift card',
 						routing: {
 							request: {
@@ -122,7 +125,7 @@ export class Referflow implements INodeType {
 					{
 						name: 'Issue',
 						value: 'issue',
-						description: 'Issue the gift cards an approved referral earns (each side exactly once), or a goodwill card to an advocate',
+						description: 'Issues the gift cards an approved referral earns (each side exactly once), or a goodwill card to an advocate',
 						action: 'Issue gift card',
 						routing: {
 							request: {
@@ -134,7 +137,7 @@ export class Referflow implements INodeType {
 					{
 						name: 'Redeem',
 						value: 'redeem',
-						description: 'Spend part or all of a gift card\'s balance; it can never be overdrawn',
+						description: 'Spends part or all of a gift card\'s balance; it can never be overdrawn',
 						action: 'Redeem gift card',
 						routing: {
 							request: {
@@ -162,17 +165,36 @@ export class Referflow implements INodeType {
 					{
 						name: 'Create',
 						value: 'create',
-						description: 'Create (or return) an advocate\'s personal referral code and share link. The same advocate always gets the same link.',
+						description: 'Creates (or returns) an advocate\'s personal referral code and share link; the same advocate always gets the same link. A customer without an ID or email is nothing to do, no error: changed is false.',
 						action: 'Create referral link',
 						routing: {
 							request: {
 								method: 'POST',
 								url: '/v1/links',
+								headers: {
+									Prefer: 'outcome=explicit',
+								},
 							},
 						},
 					},
 				],
 				default: 'create',
+			},
+			{
+				displayName: 'Ordinary events with nothing to do (no code, a customer nobody referred, a duplicate, a renewal...) do not fail this node: the output then has changed = false and an outcome code. Filter on changed.',
+				name: 'outcomeNotice',
+				type: 'notice',
+				default: '',
+				displayOptions: {
+					show: {
+						resource: [
+							'link',
+						],
+						operation: [
+							'create',
+						],
+					},
+				},
 			},
 			{
 				displayName: 'Operation',
@@ -190,7 +212,7 @@ export class Referflow implements INodeType {
 					{
 						name: 'Approve',
 						value: 'approve',
-						description: 'Approve a referral waiting in the review queue; it resumes where its qualification puts it',
+						description: 'Approves a referral waiting in the review queue; it resumes where its qualification puts it',
 						action: 'Approve referral in review',
 						routing: {
 							request: {
@@ -202,19 +224,22 @@ export class Referflow implements INodeType {
 					{
 						name: 'Claim',
 						value: 'claim',
-						description: 'Record that a friend signed up or bought with an advocate\'s code (or click ID). Fraud rules run here; the first claim wins.',
+						description: 'Records that a friend signed up or bought with an advocate\'s code (or click ID); fraud rules run here and the first claim wins. Nothing to do (no code, an unknown code) is no error: changed is false.',
 						action: 'Claim referral',
 						routing: {
 							request: {
 								method: 'POST',
 								url: '/v1/referrals/claim',
+								headers: {
+									Prefer: 'outcome=explicit',
+								},
 							},
 						},
 					},
 					{
 						name: 'Decline',
 						value: 'decline',
-						description: 'Decline a referral waiting in the review queue, with a polite reason your workflow can send on',
+						description: 'Declines a referral waiting in the review queue, with a polite reason your workflow can send on',
 						action: 'Decline referral in review',
 						routing: {
 							request: {
@@ -226,7 +251,7 @@ export class Referflow implements INodeType {
 					{
 						name: 'Get',
 						value: 'get',
-						description: 'Get a referral by ID, with its status, reasons and full history',
+						description: 'Finds a referral by ID, with its status, reasons and full history',
 						action: 'Find referral',
 						routing: {
 							request: {
@@ -238,29 +263,53 @@ export class Referflow implements INodeType {
 					{
 						name: 'Qualify',
 						value: 'qualify',
-						description: 'Report the friend\'s qualifying purchase: the referral is held for the refund window or approved. The event ID is the dedupe key.',
+						description: 'Reports the friend\'s qualifying purchase: the referral is held for the refund window, then approved. Nothing to do (a duplicate, a renewal, a friend nobody referred) is no error: changed is false.',
 						action: 'Qualify referral',
 						routing: {
 							request: {
 								method: 'POST',
 								url: '/v1/referrals/qualify',
+								headers: {
+									Prefer: 'outcome=explicit',
+								},
 							},
 						},
 					},
 					{
 						name: 'Reverse',
 						value: 'reverse',
-						description: 'Reverse a friend\'s referral after a refund or chargeback: unredeemed reward balance is voided and the loss recorded',
+						description: 'Reverses a friend\'s referral after a refund or chargeback, found by the friend\'s ID or the payment\'s IDs; unredeemed rewards are voided. Nothing to do (a kept partial refund, nobody referred) is no error: changed is false.',
 						action: 'Reverse referral',
 						routing: {
 							request: {
 								method: 'POST',
 								url: '/v1/referrals/reverse',
+								headers: {
+									Prefer: 'outcome=explicit',
+								},
 							},
 						},
 					},
 				],
 				default: 'approve',
+			},
+			{
+				displayName: 'Ordinary events with nothing to do (no code, a customer nobody referred, a duplicate, a renewal...) do not fail this node: the output then has changed = false and an outcome code. Filter on changed.',
+				name: 'outcomeNotice',
+				type: 'notice',
+				default: '',
+				displayOptions: {
+					show: {
+						resource: [
+							'referral',
+						],
+						operation: [
+							'claim',
+							'qualify',
+							'reverse',
+						],
+					},
+				},
 			},
 			{
 				displayName: 'Operation',
@@ -278,7 +327,7 @@ export class Referflow implements INodeType {
 					{
 						name: 'List',
 						value: 'list',
-						description: 'List the referrals waiting for review, oldest first',
+						description: 'Lists the referrals waiting for a review decision, oldest first',
 						action: 'List referrals in review',
 						routing: {
 							request: {
@@ -306,7 +355,7 @@ export class Referflow implements INodeType {
 				type: 'string',
 				required: true,
 				default: '',
-				description: 'The referral\'s ID (ref_...)',
+				description: 'The referral\'s ID (ref_...), e.g. from the output of Claim Referral or a referflow trigger',
 				displayOptions: {
 					show: {
 						resource: [
@@ -324,7 +373,7 @@ export class Referflow implements INodeType {
 				type: 'string',
 				required: true,
 				default: '',
-				description: 'Who decides (name or email); recorded as the actor',
+				description: 'Who decides, e.g. your name or email address. Recorded in the referral\'s history.',
 				routing: {
 					send: {
 						type: 'body',
@@ -364,7 +413,7 @@ export class Referflow implements INodeType {
 						name: 'idempotencyKey',
 						type: 'string',
 						default: '',
-						description: 'Sent as the Idempotency-Key header: repeats with the same key have one effect. Use an ID from the triggering event.',
+						description: 'Sent as the Idempotency-Key header: a repeat with the same key has one effect and gets the first answer again. Map the ID of the triggering event here, e.g. the Stripe event ID.',
 						routing: {
 							request: {
 								headers: {
@@ -378,7 +427,7 @@ export class Referflow implements INodeType {
 						name: 'message',
 						type: 'string',
 						default: '',
-						description: 'Decline only: the polite reason your workflow sends on to the friend',
+						description: 'Decline only: a polite reason your workflow can send on to the friend',
 						routing: {
 							send: {
 								type: 'body',
@@ -391,7 +440,7 @@ export class Referflow implements INodeType {
 						name: 'note',
 						type: 'string',
 						default: '',
-						description: 'Internal note kept in the history',
+						description: 'An internal note kept in the referral\'s history',
 						routing: {
 							send: {
 								type: 'body',
@@ -406,12 +455,12 @@ export class Referflow implements INodeType {
 				name: 'code',
 				type: 'string',
 				default: '',
-				description: 'The advocate\'s referral code (or give a Click ID under Additional Fields)',
+				description: 'The advocate\'s referral code the friend came with: the ref parameter of the landing page URL, a discount code or a sign-up form field. An empty or unknown code is not an error: the output says changed = false with outcome no_code or unknown_code.',
 				routing: {
 					send: {
 						type: 'body',
 						property: 'code',
-						value: '={{ $value === \'\' ? undefined : $value }}',
+						value: '={{ $value || null }}',
 					},
 				},
 				displayOptions: {
@@ -431,10 +480,12 @@ export class Referflow implements INodeType {
 				type: 'string',
 				required: true,
 				default: '',
+				description: 'Your own ID for the friend (the new customer), e.g. the Stripe or Shopify customer ID. Use the same ID later in Qualify Referral. Empty: outcome no_customer.',
 				routing: {
 					send: {
 						type: 'body',
 						property: 'friend.external_id',
+						value: '={{ $value || null }}',
 					},
 				},
 				displayOptions: {
@@ -454,10 +505,12 @@ export class Referflow implements INodeType {
 				type: 'string',
 				required: true,
 				default: '',
+				description: 'The friend\'s email address. Disposable addresses and repeat sign-ups are caught here. Empty: outcome no_email.',
 				routing: {
 					send: {
 						type: 'body',
 						property: 'friend.email',
+						value: '={{ $value || null }}',
 					},
 				},
 				displayOptions: {
@@ -493,6 +546,7 @@ export class Referflow implements INodeType {
 						name: 'clickId',
 						type: 'string',
 						default: '',
+						description: 'The click_id parameter referflow adds to the landing page URL; use it instead of the referral code if you kept it',
 						routing: {
 							send: {
 								type: 'body',
@@ -505,6 +559,7 @@ export class Referflow implements INodeType {
 						name: 'contextDeviceId',
 						type: 'string',
 						default: '',
+						description: 'An ID of the friend\'s device or browser from your fingerprinting tool. The same device as the advocate\'s is refused.',
 						routing: {
 							send: {
 								type: 'body',
@@ -517,6 +572,7 @@ export class Referflow implements INodeType {
 						name: 'contextExistingCustomer',
 						type: 'boolean',
 						default: false,
+						description: 'Whether the friend was already your customer before this claim. Existing customers cannot be referred.',
 						routing: {
 							send: {
 								type: 'body',
@@ -529,7 +585,7 @@ export class Referflow implements INodeType {
 						name: 'idempotencyKey',
 						type: 'string',
 						default: '',
-						description: 'Sent as the Idempotency-Key header: repeats with the same key have one effect. Use an ID from the triggering event.',
+						description: 'Sent as the Idempotency-Key header: a repeat with the same key has one effect and gets the first answer again. Map the ID of the triggering event here, e.g. the Stripe event ID.',
 						routing: {
 							request: {
 								headers: {
@@ -543,6 +599,7 @@ export class Referflow implements INodeType {
 						name: 'contextIp',
 						type: 'string',
 						default: '',
+						description: 'The friend\'s IP address at sign-up. The same network as the advocate\'s flags a likely self-referral.',
 						routing: {
 							send: {
 								type: 'body',
@@ -555,6 +612,7 @@ export class Referflow implements INodeType {
 						name: 'contextPaymentFingerprint',
 						type: 'string',
 						default: '',
+						description: 'A fingerprint of the friend\'s card (Stripe: the payment method\'s card fingerprint). The same card as the advocate\'s is refused.',
 						routing: {
 							send: {
 								type: 'body',
@@ -568,7 +626,7 @@ export class Referflow implements INodeType {
 						type: 'string',
 						default: '',
 						placeholder: '2026-11-20T10:00:00Z',
-						description: 'When the friend already bought, for a claim made after checkout (late claim)',
+						description: 'When the friend already paid, if you claim after checkout (a late claim), as an RFC 3339 timestamp with a time zone, e.g. 2026-11-20T10:00:00Z',
 						routing: {
 							send: {
 								type: 'body',
@@ -581,6 +639,7 @@ export class Referflow implements INodeType {
 						name: 'contextUserAgent',
 						type: 'string',
 						default: '',
+						description: 'The friend\'s browser user agent at sign-up; used with the IP address to spot the same household',
 						routing: {
 							send: {
 								type: 'body',
@@ -596,11 +655,12 @@ export class Referflow implements INodeType {
 				type: 'string',
 				required: true,
 				default: '',
-				description: 'Your ID for the advocate, such as the Stripe or Shopify customer ID',
+				description: 'Your own ID for the advocate (the customer who shares the link), e.g. the Stripe customer ID (cus_...) or the Shopify customer ID. The same ID always gets the same link. Empty: outcome no_customer.',
 				routing: {
 					send: {
 						type: 'body',
 						property: 'advocate.external_id',
+						value: '={{ $value || null }}',
 					},
 				},
 				displayOptions: {
@@ -620,10 +680,12 @@ export class Referflow implements INodeType {
 				type: 'string',
 				required: true,
 				default: '',
+				description: 'The advocate\'s email address, used to catch self-referrals. Empty: an advocate who already has a link keeps theirs, a new one gets no link (outcome no_email).',
 				routing: {
 					send: {
 						type: 'body',
 						property: 'advocate.email',
+						value: '={{ $value || null }}',
 					},
 				},
 				displayOptions: {
@@ -659,6 +721,7 @@ export class Referflow implements INodeType {
 						name: 'advocateName',
 						type: 'string',
 						default: '',
+						description: 'The advocate\'s name, as shown in referflow',
 						routing: {
 							send: {
 								type: 'body',
@@ -671,6 +734,7 @@ export class Referflow implements INodeType {
 						name: 'contextDeviceId',
 						type: 'string',
 						default: '',
+						description: 'An ID of the advocate\'s device or browser from your fingerprinting tool. Compared with the friend\'s to catch self-referrals.',
 						routing: {
 							send: {
 								type: 'body',
@@ -683,7 +747,7 @@ export class Referflow implements INodeType {
 						name: 'idempotencyKey',
 						type: 'string',
 						default: '',
-						description: 'Sent as the Idempotency-Key header: repeats with the same key have one effect. Use an ID from the triggering event.',
+						description: 'Sent as the Idempotency-Key header: a repeat with the same key has one effect and gets the first answer again. Map the ID of the triggering event here, e.g. the Stripe event ID.',
 						routing: {
 							request: {
 								headers: {
@@ -697,6 +761,7 @@ export class Referflow implements INodeType {
 						name: 'contextIp',
 						type: 'string',
 						default: '',
+						description: 'The advocate\'s IP address when the link was asked for. Compared with the friend\'s to catch self-referrals; leave empty if you do not have it.',
 						routing: {
 							send: {
 								type: 'body',
@@ -709,6 +774,7 @@ export class Referflow implements INodeType {
 						name: 'contextPaymentFingerprint',
 						type: 'string',
 						default: '',
+						description: 'A fingerprint of the advocate\'s card (Stripe: the payment method\'s card fingerprint). A friend who pays with the same card is refused as a self-referral.',
 						routing: {
 							send: {
 								type: 'body',
@@ -721,6 +787,7 @@ export class Referflow implements INodeType {
 						name: 'vanityCode',
 						type: 'string',
 						default: '',
+						description: 'A memorable code to use instead of a random one, e.g. ANNA10 (3-32 letters, digits, - or _). Refused when another advocate has it.',
 						routing: {
 							send: {
 								type: 'body',
@@ -736,7 +803,7 @@ export class Referflow implements INodeType {
 				type: 'string',
 				required: true,
 				default: '',
-				description: 'The referral\'s ID (ref_...)',
+				description: 'The referral\'s ID (ref_...), e.g. from the output of Claim Referral or a referflow trigger',
 				displayOptions: {
 					show: {
 						resource: [
@@ -754,7 +821,7 @@ export class Referflow implements INodeType {
 				type: 'string',
 				required: true,
 				default: '',
-				description: 'Who decides (name or email); recorded as the actor',
+				description: 'Who decides, e.g. your name or email address. Recorded in the referral\'s history.',
 				routing: {
 					send: {
 						type: 'body',
@@ -794,7 +861,7 @@ export class Referflow implements INodeType {
 						name: 'idempotencyKey',
 						type: 'string',
 						default: '',
-						description: 'Sent as the Idempotency-Key header: repeats with the same key have one effect. Use an ID from the triggering event.',
+						description: 'Sent as the Idempotency-Key header: a repeat with the same key has one effect and gets the first answer again. Map the ID of the triggering event here, e.g. the Stripe event ID.',
 						routing: {
 							request: {
 								headers: {
@@ -808,7 +875,7 @@ export class Referflow implements INodeType {
 						name: 'message',
 						type: 'string',
 						default: '',
-						description: 'Decline only: the polite reason your workflow sends on to the friend',
+						description: 'A polite reason your workflow can send on to the friend, e.g. This looks like a duplicate account',
 						routing: {
 							send: {
 								type: 'body',
@@ -821,7 +888,7 @@ export class Referflow implements INodeType {
 						name: 'note',
 						type: 'string',
 						default: '',
-						description: 'Internal note kept in the history',
+						description: 'An internal note kept in the referral\'s history',
 						routing: {
 							send: {
 								type: 'body',
@@ -837,7 +904,7 @@ export class Referflow implements INodeType {
 				type: 'string',
 				required: true,
 				default: '',
-				description: 'Your ID for the advocate',
+				description: 'Your own ID for the advocate, the same one you gave Create Referral Link (e.g. the Stripe customer ID)',
 				displayOptions: {
 					show: {
 						resource: [
@@ -855,7 +922,7 @@ export class Referflow implements INodeType {
 				type: 'string',
 				required: true,
 				default: '',
-				description: 'The gift card\'s code',
+				description: 'The gift card\'s code, as the customer typed it',
 				displayOptions: {
 					show: {
 						resource: [
@@ -873,7 +940,7 @@ export class Referflow implements INodeType {
 				type: 'string',
 				required: true,
 				default: '',
-				description: 'The referral\'s ID (ref_...)',
+				description: 'The referral\'s ID (ref_...), e.g. from the output of Claim Referral or a referflow trigger',
 				displayOptions: {
 					show: {
 						resource: [
@@ -890,7 +957,7 @@ export class Referflow implements INodeType {
 				name: 'referralId',
 				type: 'string',
 				default: '',
-				description: 'The approved referral (or give Advocate ID and Amount for a goodwill card)',
+				description: 'The approved referral\'s ID (ref_...), e.g. from a referral.approved trigger. Leave empty and give Advocate ID and Amount for a goodwill card.',
 				routing: {
 					send: {
 						type: 'body',
@@ -931,6 +998,7 @@ export class Referflow implements INodeType {
 						name: 'advocateId',
 						type: 'string',
 						default: '',
+						description: 'For a goodwill card: the advocate\'s referflow ID (adv_...), e.g. from Find Advocate',
 						routing: {
 							send: {
 								type: 'body',
@@ -946,7 +1014,7 @@ export class Referflow implements INodeType {
 						typeOptions: {
 							numberPrecision: 0,
 						},
-						description: 'Integer minor units (cents)',
+						description: 'For a goodwill card: the card\'s value, in minor units, the currency\'s smallest unit: cents for EUR or USD, so 49.00 is 4900; JPY has none, so 1234 yen is 1234',
 						routing: {
 							send: {
 								type: 'body',
@@ -959,7 +1027,7 @@ export class Referflow implements INodeType {
 						name: 'currency',
 						type: 'string',
 						default: '',
-						description: 'ISO 4217 currency code, uppercase',
+						description: 'For a goodwill card: three-letter currency code in capitals, e.g. EUR or USD. Stripe sends it in lowercase (eur): convert it to capitals first. Default: the program\'s currency.',
 						routing: {
 							send: {
 								type: 'body',
@@ -972,7 +1040,7 @@ export class Referflow implements INodeType {
 						name: 'idempotencyKey',
 						type: 'string',
 						default: '',
-						description: 'Sent as the Idempotency-Key header: repeats with the same key have one effect. Use an ID from the triggering event.',
+						description: 'Sent as the Idempotency-Key header: a repeat with the same key has one effect and gets the first answer again. Map the ID of the triggering event here, e.g. the Stripe event ID.',
 						routing: {
 							request: {
 								headers: {
@@ -986,6 +1054,7 @@ export class Referflow implements INodeType {
 						name: 'note',
 						type: 'string',
 						default: '',
+						description: 'An internal note kept with the card',
 						routing: {
 							send: {
 								type: 'body',
@@ -1012,6 +1081,7 @@ export class Referflow implements INodeType {
 							},
 						],
 						default: 'advocate',
+						description: 'Which cards of the referral to issue: the advocate\'s, the friend\'s or both (the default). Each side is issued at most once.',
 						routing: {
 							send: {
 								type: 'body',
@@ -1052,6 +1122,7 @@ export class Referflow implements INodeType {
 				name: 'referralId',
 				type: 'string',
 				default: '',
+				description: 'The referral\'s ID (ref_...), e.g. from the output of Claim Referral or a referflow trigger. Or give the Friend External ID instead.',
 				routing: {
 					send: {
 						type: 'body',
@@ -1075,12 +1146,12 @@ export class Referflow implements INodeType {
 				name: 'friendExternalId',
 				type: 'string',
 				default: '',
-				description: 'Your ID for the friend (or give the Referral ID)',
+				description: 'Your ID for the friend, the same one you gave Claim Referral (e.g. the customer ID on the Stripe invoice). Or give the Referral ID. Empty: outcome no_customer.',
 				routing: {
 					send: {
 						type: 'body',
 						property: 'friend_external_id',
-						value: '={{ $value === \'\' ? undefined : $value }}',
+						value: '={{ $value || null }}',
 					},
 				},
 				displayOptions: {
@@ -1100,7 +1171,7 @@ export class Referflow implements INodeType {
 				type: 'string',
 				required: true,
 				default: '',
-				description: 'External event ID, the dedupe key',
+				description: 'The ID of the purchase, e.g. the Stripe invoice ID (in_...) or the Shopify order ID. It is the dedupe key: the same ID again changes nothing (outcome duplicate).',
 				routing: {
 					send: {
 						type: 'body',
@@ -1124,6 +1195,7 @@ export class Referflow implements INodeType {
 				type: 'string',
 				required: true,
 				default: '',
+				description: 'What the friend did, in your own words, e.g. first_order or invoice_paid. Kept in the referral\'s history.',
 				routing: {
 					send: {
 						type: 'body',
@@ -1150,7 +1222,7 @@ export class Referflow implements INodeType {
 				typeOptions: {
 					numberPrecision: 0,
 				},
-				description: 'Integer minor units (cents)',
+				description: 'The amount the friend paid, in minor units, the currency\'s smallest unit: cents for EUR or USD, so 49.00 is 4900; JPY has none, so 1234 yen is 1234. Stripe amounts already are.',
 				routing: {
 					send: {
 						type: 'body',
@@ -1174,7 +1246,7 @@ export class Referflow implements INodeType {
 				type: 'string',
 				required: true,
 				default: '',
-				description: 'ISO 4217 currency code, uppercase',
+				description: 'Three-letter currency code in capitals, e.g. EUR or USD. Stripe sends it in lowercase (eur): convert it to capitals first.',
 				routing: {
 					send: {
 						type: 'body',
@@ -1199,7 +1271,7 @@ export class Referflow implements INodeType {
 				required: true,
 				default: '',
 				placeholder: '2026-11-20T10:00:00Z',
-				description: 'RFC 3339 timestamp, UTC',
+				description: 'When the friend paid, as an RFC 3339 timestamp with a time zone, e.g. 2026-11-20T10:00:00Z. Not in the future.',
 				routing: {
 					send: {
 						type: 'body',
@@ -1239,12 +1311,30 @@ export class Referflow implements INodeType {
 						name: 'idempotencyKey',
 						type: 'string',
 						default: '',
-						description: 'Sent as the Idempotency-Key header: repeats with the same key have one effect. Use an ID from the triggering event.',
+						description: 'Sent as the Idempotency-Key header: a repeat with the same key has one effect and gets the first answer again. Map the ID of the triggering event here, e.g. the Stripe event ID.',
 						routing: {
 							request: {
 								headers: {
 									'Idempotency-Key': '={{$value}}',
 								},
+							},
+						},
+					},
+					{
+						displayName: 'Payment References',
+						name: 'eventPaymentReferences',
+						type: 'string',
+						typeOptions: {
+							multipleValues: true,
+							multipleValueButtonText: 'Add Payment Reference',
+						},
+						default: [],
+						description: 'The payment\'s IDs at your provider, e.g. the Stripe charge (ch_...) and payment intent (pi_...) or the Shopify order ID. A later refund or dispute that names only one of them then finds this referral. Empty values are skipped.',
+						routing: {
+							send: {
+								type: 'body',
+								property: 'event.payment_references',
+								value: '={{ $value.filter((value) => value) }}',
 							},
 						},
 					},
@@ -1256,7 +1346,7 @@ export class Referflow implements INodeType {
 				type: 'string',
 				required: true,
 				default: '',
-				description: 'The gift card\'s code',
+				description: 'The gift card\'s code, as the customer typed it at checkout',
 				displayOptions: {
 					show: {
 						resource: [
@@ -1277,7 +1367,7 @@ export class Referflow implements INodeType {
 				typeOptions: {
 					numberPrecision: 0,
 				},
-				description: 'Integer minor units (cents)',
+				description: 'How much to spend, in minor units, the currency\'s smallest unit: cents for EUR or USD, so 49.00 is 4900; JPY has none, so 1234 yen is 1234. More than the balance is refused.',
 				routing: {
 					send: {
 						type: 'body',
@@ -1301,7 +1391,7 @@ export class Referflow implements INodeType {
 				type: 'string',
 				required: true,
 				default: '',
-				description: 'ISO 4217 currency code, uppercase',
+				description: 'The card\'s currency: three-letter currency code in capitals, e.g. EUR or USD. Stripe sends it in lowercase (eur): convert it to capitals first.',
 				routing: {
 					send: {
 						type: 'body',
@@ -1341,7 +1431,7 @@ export class Referflow implements INodeType {
 						name: 'idempotencyKey',
 						type: 'string',
 						default: '',
-						description: 'Sent as the Idempotency-Key header: repeats with the same key have one effect. Use an ID from the triggering event.',
+						description: 'Sent as the Idempotency-Key header: a repeat with the same key has one effect and gets the first answer again. Map the ID of the triggering event here, e.g. the Stripe event ID.',
 						routing: {
 							request: {
 								headers: {
@@ -1355,6 +1445,7 @@ export class Referflow implements INodeType {
 						name: 'reference',
 						type: 'string',
 						default: '',
+						description: 'Your reference for this spend, e.g. the order number. Kept in the card\'s ledger.',
 						routing: {
 							send: {
 								type: 'body',
@@ -1388,6 +1479,7 @@ export class Referflow implements INodeType {
 					},
 				],
 				default: 'chargeback',
+				description: 'Why the referral is reversed: a refund, a chargeback (dispute), fraud or another reason',
 				routing: {
 					send: {
 						type: 'body',
@@ -1409,12 +1501,41 @@ export class Referflow implements INodeType {
 				displayName: 'Friend External ID',
 				name: 'friendExternalId',
 				type: 'string',
-				required: true,
 				default: '',
+				description: 'Your ID for the friend, the same one you gave Claim Referral. Or give Payment References: a Stripe refund or dispute names only the charge.',
 				routing: {
 					send: {
 						type: 'body',
 						property: 'friend_external_id',
+						value: '={{ $value || null }}',
+					},
+				},
+				displayOptions: {
+					show: {
+						resource: [
+							'referral',
+						],
+						operation: [
+							'reverse',
+						],
+					},
+				},
+			},
+			{
+				displayName: 'Payment References',
+				name: 'paymentReferences',
+				type: 'string',
+				typeOptions: {
+					multipleValues: true,
+					multipleValueButtonText: 'Add Payment Reference',
+				},
+				default: [],
+				description: 'The IDs of the refunded or disputed payment, e.g. the Stripe charge (ch_...) or payment intent (pi_...) or the Shopify order ID. Finds the referral that qualified with that payment. Empty values are skipped.',
+				routing: {
+					send: {
+						type: 'body',
+						property: 'payment_references',
+						value: '={{ $value.filter((value) => value) }}',
 					},
 				},
 				displayOptions: {
@@ -1446,27 +1567,11 @@ export class Referflow implements INodeType {
 				},
 				options: [
 					{
-						displayName: 'Event Amount',
-						name: 'eventAmount',
-						type: 'number',
-						default: 0,
-						typeOptions: {
-							numberPrecision: 0,
-						},
-						description: 'Integer minor units (cents)',
-						routing: {
-							send: {
-								type: 'body',
-								property: 'event.amount',
-							},
-						},
-					},
-					{
 						displayName: 'Event Currency',
 						name: 'eventCurrency',
 						type: 'string',
 						default: '',
-						description: 'ISO 4217 currency code, uppercase',
+						description: 'Three-letter currency code in capitals, e.g. EUR or USD. Stripe sends it in lowercase (eur): convert it to capitals first.',
 						routing: {
 							send: {
 								type: 'body',
@@ -1479,6 +1584,7 @@ export class Referflow implements INodeType {
 						name: 'eventId',
 						type: 'string',
 						default: '',
+						description: 'The ID of the refund or dispute, e.g. the Stripe refund (re_...) or dispute (dp_...). The same ID again changes nothing.',
 						routing: {
 							send: {
 								type: 'body',
@@ -1492,7 +1598,7 @@ export class Referflow implements INodeType {
 						type: 'string',
 						default: '',
 						placeholder: '2026-11-20T10:00:00Z',
-						description: 'RFC 3339 timestamp, UTC',
+						description: 'When the refund or dispute happened, as an RFC 3339 timestamp with a time zone, e.g. 2026-11-20T10:00:00Z',
 						routing: {
 							send: {
 								type: 'body',
@@ -1505,6 +1611,7 @@ export class Referflow implements INodeType {
 						name: 'eventType',
 						type: 'string',
 						default: '',
+						description: 'What happened, in your own words, e.g. charge.refunded. Kept in the referral\'s history.',
 						routing: {
 							send: {
 								type: 'body',
@@ -1517,7 +1624,7 @@ export class Referflow implements INodeType {
 						name: 'idempotencyKey',
 						type: 'string',
 						default: '',
-						description: 'Sent as the Idempotency-Key header: repeats with the same key have one effect. Use an ID from the triggering event.',
+						description: 'Sent as the Idempotency-Key header: a repeat with the same key has one effect and gets the first answer again. Map the ID of the triggering event here, e.g. the Stripe event ID.',
 						routing: {
 							request: {
 								headers: {
@@ -1531,10 +1638,56 @@ export class Referflow implements INodeType {
 						name: 'note',
 						type: 'string',
 						default: '',
+						description: 'An internal note kept in the referral\'s history',
 						routing: {
 							send: {
 								type: 'body',
 								property: 'note',
+							},
+						},
+					},
+					{
+						displayName: 'Refund Amount',
+						name: 'eventAmount',
+						type: 'number',
+						default: 0,
+						typeOptions: {
+							numberPrecision: 0,
+						},
+						description: 'The amount this refund returned, in minor units, the currency\'s smallest unit: cents for EUR or USD, so 49.00 is 4900; JPY has none, so 1234 yen is 1234',
+						routing: {
+							send: {
+								type: 'body',
+								property: 'event.amount',
+							},
+						},
+					},
+					{
+						displayName: 'Refunded in Full',
+						name: 'eventFull',
+						type: 'boolean',
+						default: false,
+						description: 'Whether the payment is now refunded in full (Stripe: the charge\'s refunded flag)',
+						routing: {
+							send: {
+								type: 'body',
+								property: 'event.full',
+							},
+						},
+					},
+					{
+						displayName: 'Refunded Total',
+						name: 'eventRefundedTotal',
+						type: 'number',
+						default: 0,
+						typeOptions: {
+							numberPrecision: 0,
+						},
+						description: 'Everything refunded on the payment so far, this refund included, in minor units (Stripe: the charge\'s amount_refunded). With it, your program can keep a referral after a small partial refund.',
+						routing: {
+							send: {
+								type: 'body',
+								property: 'event.refunded_total',
 							},
 						},
 					},

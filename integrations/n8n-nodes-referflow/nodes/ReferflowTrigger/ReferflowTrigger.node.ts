@@ -55,11 +55,11 @@ export class ReferflowTrigger implements INodeType {
 	description: INodeTypeDescription = {
 		displayName: 'Referflow Trigger',
 		name: 'referflowTrigger',
-		icon: 'file:referflow.svg',
+		icon: { light: 'file:referflow.svg', dark: 'file:referflow.dark.svg' },
 		group: ['trigger'],
 		version: 1,
 		subtitle: '={{$parameter["events"].join(", ")}}',
-		description: 'Starts when referflow sends one of the chosen events (signed webhooks; the subscription is created and deleted for you)',
+		description: 'Triggers when referflow sends one of the chosen events (signed webhooks; the subscription is created and deleted for you)',
 		defaults: {
 			name: 'Referflow Trigger',
 		},

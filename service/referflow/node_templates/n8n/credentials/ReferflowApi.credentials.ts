@@ -2,6 +2,7 @@ import type {
 	IAuthenticateGeneric,
 	ICredentialTestRequest,
 	ICredentialType,
+	Icon,
 	INodeProperties,
 } from 'n8n-workflow';
 
@@ -10,7 +11,9 @@ export class ReferflowApi implements ICredentialType {
 
 	displayName = 'Referflow API';
 
-	documentationUrl = 'https://www.npmjs.com/package/n8n-nodes-referflow';
+	icon: Icon = { light: 'file:referflow.svg', dark: 'file:referflow.dark.svg' };
+
+	documentationUrl = '{{DOCUMENTATION_URL}}';
 
 	properties: INodeProperties[] = [
 		{
@@ -19,7 +22,7 @@ export class ReferflowApi implements ICredentialType {
 			type: 'string',
 			default: '',
 			placeholder: 'https://refer.example.com',
-			description: 'Where your referflow service runs, without a trailing slash',
+			description: 'Where your referflow service runs, e.g. https://refer.example.com',
 			required: true,
 		},
 		{
@@ -28,7 +31,7 @@ export class ReferflowApi implements ICredentialType {
 			type: 'string',
 			typeOptions: { password: true },
 			default: '',
-			description: 'A program API key (referflow keys create)',
+			description: 'A program API key: run referflow keys create --program PROGRAM_ID on the referflow server',
 			required: true,
 		},
 	];

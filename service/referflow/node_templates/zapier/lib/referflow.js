@@ -2,11 +2,16 @@
 
 /**
  * The runtime of the generated app: authentication header, error mapping, request building from
- * the field tables of the specs, REST-hook subscription and signature verification.
+ * the field tables of the specs, the polling trigger, REST-hook subscription and signature
+ * verification.
  */
 const crypto = require('crypto');
 
 const TOLERANCE_SECONDS = 300;
+const PREFER_OUTCOME = 'outcome=explicit';
+// referflow's list endpoints page with ?limit= (at most 200) and ?after=<next_cursor>.
+const PAGE_SIZE = 200;
+const MAX_POLL_PAGES = 5;
 
 const baseUrl = (bundle) => String(bundle.authData.baseUrl || '').replace(/\/+$/, '');
 
@@ -60,14 +65,30 @@ const convert = (field, value) => {
   return value;
 };
 
-/** Build {path, query, body} of one call from the spec's field table and the Zap's input. */
+/** A list field's values: mapped line items, one or several comma-separated IDs; empty ones dropped. */
+const listOf = (value) => [].concat(value)
+  .flatMap((entry) => (typeof entry === 'string' ? entry.split(',') : [entry]))
+  .map((entry) => (typeof entry === 'string' ? entry.trim() : entry))
+  .filter((entry) => entry !== '' && entry !== null && entry !== undefined);
+
+const isEmpty = (value) => value === undefined || value === null || value === '';
+
+/**
+ * Build {path, query, body} of one call from the spec's field table and the Zap's input. An empty
+ * field is not sent, except a nullable one (the API's word for "the event did not carry it"),
+ * which is sent as null: referflow answers it with an outcome instead of a validation error.
+ */
 const buildRequest = (operation, inputData) => {
   let path = operation.path;
   const params = {};
   const body = {};
   operation.fields.forEach((field) => {
-    const value = inputData[field.key];
-    if (value === undefined || value === null || value === '') {
+    const raw = inputData[field.key];
+    const value = field.list && !isEmpty(raw) ? listOf(raw) : raw;
+    if (isEmpty(value) || (field.list && value.length === 0)) {
+      if (field.nullable && field.in === 'body') {
+        setPath(body, field.property, null);
+      }
       return;
     }
     if (field.in === 'path') {
@@ -75,24 +96,55 @@ const buildRequest = (operation, inputData) => {
     } else if (field.in === 'query') {
       params[field.property] = String(value);
     } else {
-      setPath(body, field.property, convert(field, value));
+      setPath(body, field.property, field.list ? value.map((entry) => convert(field, entry)) : convert(field, value));
     }
   });
   return { path, params, body };
 };
 
-/** perform() for a create: one referflow call, the JSON answer is the result. */
+/**
+ * perform() for a create: one referflow call, the JSON answer is the result. Operations that
+ * honour it send `Prefer: outcome=explicit`: ordinary events with nothing to do (no code, a
+ * customer nobody referred, a duplicate) answer 200 with {outcome, changed: false, ...} instead
+ * of an error, so the Zap goes on and a Filter step on "Changed" decides.
+ */
 const performCreate = (operation) => async (z, bundle) => {
   const { path, params, body } = buildRequest(operation, bundle.inputData);
   const headers = {};
   if (operation.idempotent && bundle.inputData.idempotencyKey) {
     headers['Idempotency-Key'] = String(bundle.inputData.idempotencyKey);
   }
+  if (operation.outcomes) {
+    headers.Prefer = PREFER_OUTCOME;
+  }
   const response = await z.request({
     method: operation.method, url: `${baseUrl(bundle)}${path}`, params, headers,
     body: operation.method === 'GET' ? undefined : body,
   });
   return response.data;
+};
+
+/**
+ * perform() of a polling trigger: every page of a list referflow answers oldest first (up to
+ * MAX_POLL_PAGES pages of PAGE_SIZE), returned newest first; each item keeps its own stable id,
+ * by which Zapier sees what is new.
+ */
+const performPoll = (operation) => async (z, bundle) => {
+  const { path, params } = buildRequest(operation, bundle.inputData);
+  const items = [];
+  let after = null;
+  for (let page = 0; page < MAX_POLL_PAGES; page += 1) {
+    const response = await z.request({
+      method: 'GET', url: `${baseUrl(bundle)}${path}`,
+      params: { ...params, limit: String(PAGE_SIZE), ...(after ? { after } : {}) },
+    });
+    items.push(...response.data[operation.output]);
+    after = response.data.next_cursor;
+    if (!after) {
+      break;
+    }
+  }
+  return items.reverse();
 };
 
 /** perform() for a search: a list (or one object), and "not found" is an empty list. */
@@ -171,6 +223,6 @@ const latestEvents = async (z, bundle) => {
 };
 
 module.exports = {
-  addApiKey, raiseForStatus, buildRequest, performCreate, performSearch, subscribe, unsubscribe,
+  addApiKey, raiseForStatus, buildRequest, performCreate, performSearch, performPoll, subscribe, unsubscribe,
   verifySignature, receive, latestEvents,
 };

@@ -1,8 +1,10 @@
 'use strict';
 
 /**
- * The generated Zapier app against a running referflow (REFERFLOW_BASE_URL, REFERFLOW_API_KEY):
- * the definition validates, authentication, creates, searches and the REST-hook trigger.
+ * The generated Zapier app: the definition validates (zapier-platform-core's own validateApp),
+ * every operation labels its output, the requests it builds; then, against a running referflow
+ * (REFERFLOW_BASE_URL, REFERFLOW_API_KEY): authentication, creates, searches, ordinary events that
+ * change nothing, the polling trigger and the REST-hook trigger.
  * Run by referflow's test suite (tests/test_integrations.py), which starts the service.
  */
 const assert = require('node:assert/strict');
@@ -20,6 +22,49 @@ const suffix = `${process.pid}${Date.now().toString(36)}`;
 
 test('the app definition validates with zero errors', () => {
   assert.deepEqual(validateApp(compileApp(App)), []);
+});
+
+test('every trigger, create and search labels its output fields', () => {
+  const operations = ['triggers', 'creates', 'searches'].flatMap((kind) => Object.values(App[kind]));
+  assert.ok(operations.length >= 12);
+  operations.forEach(({ key, operation }) => {
+    const fields = operation.outputFields.flatMap((field) => (typeof field === 'function'
+      ? field(null, { inputData: { event: 'referral.claimed' } }) : [field]));
+    assert.ok(fields.length >= 3, key);
+    fields.forEach((field) => assert.ok(field.key && field.label, `${key}: ${JSON.stringify(field)}`));
+    const labels = fields.map((field) => field.label);
+    assert.equal(new Set(labels).size, labels.length, `${key}: a label repeats`);
+  });
+  // The review queue is a polling trigger (newest first, by id), not a search.
+  assert.equal(App.triggers.listReviews.operation.type, 'polling');
+  assert.equal(App.searches.listReviews, undefined);
+  assert.match(App.triggers.listReviews.operation.sample.id, /^ref_/);
+});
+
+test('requests: Prefer on claim, qualify and reverse; an empty nullable field is null; lists split', async () => {
+  const sent = [];
+  const z = { request: async (request) => { sent.push(request); return { data: {} }; } };
+  const bundle = (inputData) => ({ authData: { baseUrl: 'https://refer.example.com/', apiKey: 'rfk_x' }, inputData });
+  await App.creates.claimReferral.operation.perform(z, bundle({ code: '', friendExternalId: 'cus_1', friendEmail: 'a@b.co' }));
+  await App.creates.qualifyReferral.operation.perform(z, bundle({
+    friendExternalId: 'cus_1', eventId: 'in_1', eventType: 'first_order', eventAmount: '4900', eventCurrency: 'EUR',
+    eventOccurredAt: '2026-11-20T10:00:00Z', eventPaymentReferences: ['ch_1', '', 'pi_1'],
+  }));
+  await App.creates.reverseReferralForFriend.operation.perform(z, bundle({
+    reason: 'refund', paymentReferences: 'ch_1, pi_1', eventRefundedTotal: '500', eventFull: 'false',
+  }));
+  await App.creates.approveReferral.operation.perform(z, bundle({ referralId: 'ref_1', reviewer: 'ann' }));
+  const [claim, qualify, reverse, approve] = sent;
+  assert.equal(claim.url, 'https://refer.example.com/v1/referrals/claim');
+  assert.deepEqual([claim, qualify, reverse].map((r) => r.headers.Prefer), Array(3).fill('outcome=explicit'));
+  assert.equal(approve.headers.Prefer, undefined);
+  assert.deepEqual(claim.body, { code: null, friend: { external_id: 'cus_1', email: 'a@b.co' } });
+  assert.deepEqual(qualify.body.event.payment_references, ['ch_1', 'pi_1']);
+  assert.equal(qualify.body.event.amount, 4900);
+  assert.deepEqual(reverse.body, {
+    reason: 'refund', friend_external_id: null, payment_references: ['ch_1', 'pi_1'],
+    event: { refunded_total: 500, full: false },
+  });
 });
 
 test('signatures: the published Standard Webhooks vector verifies; changes do not', () => {
@@ -53,6 +98,8 @@ test('creates and searches run a referral end to end', { skip: !live }, async ()
   };
   const referral = await appTester(creates.claimReferral.operation.perform, { authData, inputData: claimInput });
   assert.equal(referral.status, 'pending');
+  assert.equal(referral.outcome, 'claimed');
+  assert.equal(referral.changed, true);
   // Zapier retried the step: the same Idempotency-Key replays the first answer.
   const replay = await appTester(creates.claimReferral.operation.perform, { authData, inputData: claimInput });
   assert.equal(replay.id, referral.id);
@@ -64,6 +111,7 @@ test('creates and searches run a referral end to end', { skip: !live }, async ()
     },
   });
   assert.ok(['held', 'approved'].includes(qualified.status), qualified.status);
+  assert.deepEqual([qualified.outcome, qualified.changed], ['qualified', true]);
   const [found] = await appTester(searches.getReferral.operation.perform, { authData, inputData: { referralId: referral.id } });
   assert.equal(found.id, referral.id);
   assert.deepEqual(await appTester(searches.getReferral.operation.perform, {
@@ -81,6 +129,63 @@ test('creates and searches run a referral end to end', { skip: !live }, async ()
       eventCurrency: 'EUR', eventOccurredAt: 'yesterday',
     },
   }), (error) => /validation_failed/.test(`${error.code} ${error.message}`) || /422/.test(error.message));
+});
+
+test('ordinary events with nothing to do come back with changed = false, not as errors', { skip: !live }, async () => {
+  const { creates } = App;
+  const run = (action, inputData) => appTester(creates[action].operation.perform, { authData, inputData });
+  const link = await run('createLink', { advocateExternalId: `zap-calm-${suffix}`, advocateEmail: `calm-${suffix}@example.com` });
+  const friend = { friendExternalId: `zap-calm-friend-${suffix}`, friendEmail: `calm-friend-${suffix}@example.com` };
+  const noCode = await run('claimReferral', { ...friend, code: '' });
+  assert.deepEqual([noCode.outcome, noCode.changed, noCode.referral_id], ['no_code', false, null]);
+  const unknown = await run('claimReferral', { ...friend, code: 'NOSUCHCODE' });
+  assert.deepEqual([unknown.outcome, unknown.changed], ['unknown_code', false]);
+  const nobody = await run('qualifyReferral', {
+    friendExternalId: `zap-nobody-${suffix}`, eventId: `calm-order-0-${suffix}`, eventType: 'first_order',
+    eventAmount: '4900', eventCurrency: 'EUR', eventOccurredAt: new Date().toISOString(),
+  });
+  assert.deepEqual([nobody.outcome, nobody.changed], ['not_referred', false]);
+  const claimed = await run('claimReferral', { ...friend, code: link.code });
+  const order = {
+    friendExternalId: friend.friendExternalId, eventId: `calm-order-${suffix}`, eventType: 'first_order',
+    eventAmount: '4900', eventCurrency: 'EUR', eventOccurredAt: new Date().toISOString(),
+    eventPaymentReferences: [`ch_calm_${suffix}`, `pi_calm_${suffix}`],
+  };
+  assert.equal((await run('qualifyReferral', order)).changed, true);
+  const again = await run('qualifyReferral', order);
+  assert.deepEqual([again.id, again.outcome, again.changed], [claimed.id, 'duplicate', false]);
+  const stranger = await run('reverseReferralForFriend', { reason: 'refund', paymentReferences: `ch_unknown_${suffix}` });
+  assert.deepEqual([stranger.outcome, stranger.changed], ['unknown_payment', false]);
+  // A dispute that names only the charge finds the referral by the payment it qualified with.
+  const reversed = await run('reverseReferralForFriend', {
+    reason: 'chargeback', paymentReferences: `ch_calm_${suffix}`, eventId: `dp_calm_${suffix}`,
+  });
+  assert.deepEqual([reversed.id, reversed.status, reversed.outcome, reversed.changed], [claimed.id, 'reversed', 'reversed', true]);
+});
+
+test('the polling trigger reports referrals in review, newest first', { skip: !live }, async () => {
+  const { creates, triggers } = App;
+  const link = await appTester(creates.createLink.operation.perform, {
+    authData, inputData: { advocateExternalId: `zap-review-${suffix}`, advocateEmail: `review-${suffix}@example.com` },
+  });
+  const claims = [];
+  for (const n of [1, 2]) {
+    claims.push(await appTester(creates.claimReferral.operation.perform, {
+      authData,
+      inputData: { code: link.code, friendExternalId: `zap-review-${n}-${suffix}`, friendEmail: `r${n}-${suffix}@mailinator.com` },
+    }));
+  }
+  assert.deepEqual(claims.map((c) => c.status), ['in_review', 'in_review']);
+  const polled = await appTester(triggers.listReviews.operation.perform, { authData, inputData: {} });
+  const ours = polled.filter((item) => claims.some((c) => c.id === item.id));
+  assert.deepEqual(ours.map((item) => item.id), [claims[1].id, claims[0].id]);
+  assert.ok(polled.every((item) => /^ref_/.test(item.id) && item.status === 'in_review'));
+  const decided = await appTester(creates.approveReferral.operation.perform, {
+    authData, inputData: { referralId: claims[0].id, reviewer: 'zapier-test' },
+  });
+  assert.notEqual(decided.status, 'in_review');
+  const after = await appTester(triggers.listReviews.operation.perform, { authData, inputData: {} });
+  assert.ok(!after.some((item) => item.id === claims[0].id) && after.some((item) => item.id === claims[1].id));
 });
 
 const waitFor = async (check, seconds) => {
