@@ -36,13 +36,13 @@ def openapi():
 def test_the_pack_passes_its_own_check(openapi):
     assert pack.check(PACK, openapi) == []
     files = [e["file"] for e in json.loads((PACK / "pack.json").read_text())["workflows"]]
-    assert len(files) == 6 and all((PACK / f).exists() for f in files)
+    assert len(files) == 7 and all((PACK / f).exists() for f in files)
 
 
 def test_render_for_a_client(tmp_path, openapi):
     written = pack.render(CLIENT, tmp_path / "out")
     names = sorted(p.name for p in written)
-    assert names == ["acme-new-customer-to-advocate.json", "acme-review-digest.json",
+    assert names == ["acme-error-alert.json", "acme-new-customer-to-advocate.json", "acme-review-digest.json",
                      "acme-reward-fulfilment.json", "acme-stripe-to-referral.json"]
     assert pack.check(tmp_path / "out", openapi) == []
     advocate = json.loads((tmp_path / "out" / "acme-new-customer-to-advocate.json").read_text())
@@ -66,8 +66,8 @@ def test_render_for_a_shopify_only_client(tmp_path, openapi):
     client = {"client": "shoe-shop", "referflow_base_url": "https://refer.shoes.example",
               "providers": ["shopify"], "shopify_store": "shoe-shop"}
     names = sorted(p.name for p in pack.render(client, tmp_path))
-    assert names == ["shoe-shop-new-customer-to-advocate.json", "shoe-shop-review-digest.json",
-                     "shoe-shop-shopify-to-referral.json"]
+    assert names == ["shoe-shop-error-alert.json", "shoe-shop-new-customer-to-advocate.json",
+                     "shoe-shop-review-digest.json", "shoe-shop-shopify-to-referral.json"]
     assert pack.check(tmp_path, openapi) == []
     advocate = json.loads((tmp_path / "shoe-shop-new-customer-to-advocate.json").read_text())
     assert {n["name"] for n in advocate["nodes"] if n["type"].endswith("Trigger")} == {
@@ -75,7 +75,9 @@ def test_render_for_a_shopify_only_client(tmp_path, openapi):
     shop = json.loads((tmp_path / "shoe-shop-shopify-to-referral.json").read_text())
     settings = next(n for n in shop["nodes"] if n["name"] == "Settings")
     values = {a["name"]: a["value"] for a in settings["parameters"]["assignments"]["assignments"]}
-    assert values["shopify_admin_api"] == "https://shoe-shop.myshopify.com/admin/api/2024-10"
+    # The Shopify workflow no longer calls Shopify's Admin API (refunds reverse by order id), so
+    # its Settings hold no shopify_admin_api for the client's shopify_store to fill.
+    assert values["referflow_base_url"] == "https://refer.shoes.example" and "shopify_admin_api" not in values
 
 
 def test_rendering_is_byte_identical(tmp_path):
@@ -222,3 +224,107 @@ def test_every_workflow_and_rendered_variant_imports_into_real_n8n(tmp_path):
     listed = subprocess.run([str(_n8n()), "list:workflow"], env=env, capture_output=True,
                             text=True, timeout=180)
     assert listed.stdout.count("|") >= len(files) + len(rendered)
+
+
+# The error workflow (issue item 4): n8n runs it when a production run fails, by the id each
+# workflow's settings name; agencies import several clients into one n8n, so each client's is its own.
+def test_every_pack_workflow_names_the_error_workflow_and_keeps_failed_executions():
+    workflows = {p.name: json.loads(p.read_text()) for p in PACK.glob("*.json") if p.name != "pack.json"}
+    errors = [name for name, w in workflows.items() if pack.is_error_workflow(w)]
+    assert errors == ["error-alert.json"]
+    error = workflows.pop("error-alert.json")
+    assert error["id"] == "rfErrorAlert0001" and "errorWorkflow" not in error["settings"]
+    senders = {n["name"]: n for n in error["nodes"]
+               if n["type"] in ("n8n-nodes-base.slack", "n8n-nodes-base.emailSend")}
+    assert set(senders) == {"Post the alert to Slack", "Email the alert"}
+    assert all(n["disabled"] for n in senders.values())  # until the user adds a credential
+    for name, workflow in workflows.items():
+        assert workflow["settings"]["errorWorkflow"] == "rfErrorAlert0001", name
+        assert workflow["settings"]["saveDataErrorExecution"] == "all", name
+
+
+def test_render_gives_each_client_its_own_error_workflow(tmp_path, openapi):
+    ids = {}
+    for slug in ("acme", "globex"):
+        written = pack.render({**CLIENT, "client": slug, "providers": ["stripe", "shopify", "hubspot", "klaviyo"]},
+                              tmp_path / "out")
+        rendered = {p.name: json.loads(p.read_text()) for p in written}
+        error = rendered.pop(f"{slug}-error-alert.json")
+        assert error["id"] == pack.error_workflow_id(slug) and pack.WORKFLOW_ID.match(error["id"])
+        assert error["name"] == "Acme | referflow: Error alert"
+        assert {w["settings"]["errorWorkflow"] for w in rendered.values()} == {error["id"]}
+        ids[slug] = error["id"]
+    assert ids["acme"] != ids["globex"] and ids["acme"] == pack.error_workflow_id("acme")  # deterministic
+    # Both clients in one folder (one n8n): each workflow names an error workflow that is there.
+    assert pack.check(tmp_path / "out", openapi) == []
+
+
+def test_a_dropped_optional_step_passes_on_to_what_it_fed(tmp_path):
+    """Without HubSpot, the reward workflow goes from Klaviyo straight to remembering the delivery."""
+    rendered = pack.render({**CLIENT, "providers": ["klaviyo"]}, tmp_path)
+    rewards = json.loads(next(p for p in rendered if p.name.endswith("reward-fulfilment.json")).read_text())
+    assert "Update the contact in HubSpot" not in {n["name"] for n in rewards["nodes"]}
+    assert rewards["connections"]["Send the event to Klaviyo"]["main"] == [
+        [{"node": "Remember the delivery", "type": "main", "index": 0}],
+        [{"node": "Answer: failed, retry later", "type": "main", "index": 0}]]
+    assert "Update the contact in HubSpot" not in rewards["connections"]
+
+
+def _without_prefer(workflow):
+    node = next(n for n in workflow["nodes"] if n["name"] == "Create the advocate's referral link")
+    headers = node["parameters"]["headerParameters"]["parameters"]
+    headers[:] = [h for h in headers if h["name"] != "Prefer"]
+
+
+def _other_prefer(workflow):
+    node = next(n for n in workflow["nodes"] if n["name"] == "Create the advocate's referral link")
+    headers = node["parameters"]["headerParameters"]["parameters"]
+    next(h for h in headers if h["name"] == "Prefer")["value"] = "return=minimal"
+
+
+@pytest.mark.parametrize(("mutate", "expected"), [
+    (lambda w: w["settings"].pop("errorWorkflow"),
+     "settings.errorWorkflow is None, not the pack's error workflow (rfErrorAlert0001)"),
+    (lambda w: w["settings"].update(errorWorkflow="someOtherFlow01"),
+     "settings.errorWorkflow is 'someOtherFlow01', not the pack's error workflow"),
+    (lambda w: w["settings"].update(saveDataErrorExecution="none"),
+     "settings.saveDataErrorExecution is 'none', not 'all'"),
+    (_without_prefer, "node \"Create the advocate's referral link\": POST /v1/links without the header "
+                      "'Prefer: outcome=explicit'"),
+    (_other_prefer, "POST /v1/links without the header 'Prefer: outcome=explicit'"),
+])
+def test_check_finds_missing_error_handling_and_prefer(tmp_path, openapi, mutate, expected):
+    shutil.copy(PACK / "error-alert.json", tmp_path)
+    workflow = json.loads((PACK / "new-customer-to-advocate.json").read_text())
+    mutate(workflow)
+    (tmp_path / "w.json").write_text(json.dumps(workflow))
+    problems = pack.check(tmp_path, openapi)
+    assert [p for p in problems if expected in p] and len(problems) == 1, problems
+
+
+def test_check_wants_an_error_workflow_with_a_usable_id(tmp_path, openapi):
+    shutil.copy(PACK / "review-digest.json", tmp_path)  # a GET only: no Prefer needed
+    assert any("not the pack's error workflow (none in this folder)" in p for p in pack.check(tmp_path, openapi))
+    error = json.loads((PACK / "error-alert.json").read_text())
+    (tmp_path / "error.json").write_text(json.dumps({**error, "id": "an-error-workflow-id-too-long"}))
+    problems = pack.check(tmp_path, openapi)
+    assert any("error.json: the error workflow needs a fixed id of 1-16 letters and digits" in p
+               for p in problems), problems
+    (tmp_path / "error.json").write_text(json.dumps({**error, "id": "rfErrorAlert0001"}))
+    assert pack.check(tmp_path, openapi) == []
+
+
+def test_pack_writes_to_referflow_send_prefer_outcome_explicit(openapi):
+    """Every POST the pack makes to a referflow operation that honours Prefer sends it."""
+    writes = 0
+    for path in PACK.glob("*.json"):
+        workflow = json.loads(path.read_text())
+        for node in workflow.get("nodes", []) if isinstance(workflow, dict) else []:
+            url = str(node.get("parameters", {}).get("url", ""))
+            if node["type"] == "n8n-nodes-base.httpRequest" and "referflow_base_url" in url and (
+                    node["parameters"].get("method") == "POST"):
+                writes += 1
+                headers = {h["name"]: h["value"] for h in node["parameters"]["headerParameters"]["parameters"]}
+                assert headers.get("Prefer") == "outcome=explicit", (path.name, node["name"])
+                assert headers.get("Idempotency-Key"), (path.name, node["name"])
+    assert writes >= 1

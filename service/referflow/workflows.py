@@ -5,6 +5,10 @@ Workflows that convert amounts read their currency exponents from their Settings
 (``currency_exponents``, and ``stripe_exponents`` for Stripe amounts): JSON copies of
 ``referflow.domain.money.EXPONENTS`` and ``referflow.providers.issuers.STRIPE_EXPONENTS``, which
 ``check`` compares with referflow's own, so the pack and the ingress never convert differently.
+
+The pack has one error workflow (an Error Trigger, a fixed ``id``): every other workflow's
+``settings`` name it (``errorWorkflow``) and keep failed executions (``saveDataErrorExecution``), and
+``render`` gives it an id of its own per client, since agencies import several clients into one n8n.
 """
 
 from __future__ import annotations
@@ -37,6 +41,13 @@ TABLES = {"currency_exponents": (EXPONENTS, "referflow.domain.money.EXPONENTS"),
           "stripe_exponents": (STRIPE_EXPONENTS, "referflow.providers.issuers.STRIPE_EXPONENTS")}
 # A currency with a non-2 exponent quoted in code: an inline table that nothing checks.
 INLINE_CURRENCY = re.compile("['\"`](" + "|".join(sorted(EXPONENTS)) + ")['\"`]")
+ERROR_TRIGGER = "n8n-nodes-base.errorTrigger"
+# n8n runs an error workflow, and keeps a workflow's static data, only for ids of <= 16 characters.
+WORKFLOW_ID = re.compile(r"^[A-Za-z0-9]{1,16}$")
+# The settings every workflow but the error workflow carries besides ``errorWorkflow``: n8n keeps
+# its failed executions whatever the instance's EXECUTIONS_DATA_SAVE_ON_ERROR says.
+KEEP_FAILED = {"saveDataErrorExecution": "all"}
+PREFER_OUTCOME = "outcome=explicit"
 
 
 def pack_dir() -> Path:
@@ -56,7 +67,7 @@ def render(client: dict[str, Any], out: Path, source: Path | None = None) -> lis
     manifest = json.loads((source / "pack.json").read_text())
     out.mkdir(parents=True, exist_ok=True)
     used = set(client["providers"])
-    written = []
+    chosen = []
     for entry in manifest["workflows"]:
         if not set(entry["requires"]) <= used or (entry.get("requires_any")
                                                    and not used & set(entry["requires_any"])):
@@ -65,24 +76,67 @@ def render(client: dict[str, Any], out: Path, source: Path | None = None) -> lis
         for provider, names in entry.get("optional_nodes", {}).items():
             if provider not in used:
                 _drop_nodes(workflow, set(names))
-        _apply_client(workflow, client, entry["file"])
-        target = out / f"{client['client']}-{entry['file']}"
+        chosen.append((entry["file"], workflow))
+    # The client's error workflow, if the pack has one: its id is the client's own.
+    error_id = (error_workflow_id(client["client"])
+                if any(is_error_workflow(w) for _, w in chosen) else None)
+    written = []
+    for file, workflow in chosen:
+        _apply_client(workflow, client, file, error_id)
+        target = out / f"{client['client']}-{file}"
         target.write_text(_dump(workflow))
         written.append(target)
     return written
 
 
+def is_error_workflow(workflow: dict[str, Any]) -> bool:
+    """True for the workflow n8n runs when another fails (it starts with an Error Trigger)."""
+    return any(isinstance(n, dict) and n.get("type") == ERROR_TRIGGER for n in workflow.get("nodes", []))
+
+
+def error_workflow_id(slug: str) -> str:
+    """The id of a client's error workflow: deterministic, 16 letters and digits (n8n's limit)."""
+    return "rf" + uuid.uuid5(NAMESPACE, f"{slug}/error-workflow").hex[:14]
+
+
 def _drop_nodes(workflow: dict[str, Any], names: set[str]) -> None:
+    """Remove the named nodes; a dropped step in a chain passes on to what its first output fed."""
+    old = workflow["connections"]
+
+    def passed_on(name: str, seen: frozenset[str]) -> list[dict[str, Any]]:
+        outputs = old.get(name, {}).get("main") or [[]]
+        targets: list[dict[str, Any]] = []
+        for target in outputs[0]:
+            if target["node"] not in names:
+                targets.append(target)
+            elif target["node"] not in seen:
+                targets += passed_on(target["node"], seen | {target["node"]})
+        return targets
+
     workflow["nodes"] = [n for n in workflow["nodes"] if n["name"] not in names]
-    connections = {k: v for k, v in workflow["connections"].items() if k not in names}
+    connections = {k: v for k, v in old.items() if k not in names}
     for outputs in connections.values():
-        outputs["main"] = [[t for t in targets if t["node"] not in names]
-                           for targets in outputs["main"]]
+        rewired = []
+        for targets in outputs["main"]:
+            kept: list[dict[str, Any]] = []
+            for target in targets:
+                for t in ([target] if target["node"] not in names
+                          else passed_on(target["node"], frozenset({target["node"]}))):
+                    if t not in kept:
+                        kept.append(t)
+            rewired.append(kept)
+        outputs["main"] = rewired
     workflow["connections"] = connections
 
 
-def _apply_client(workflow: dict[str, Any], client: dict[str, Any], file: str) -> None:
+def _apply_client(workflow: dict[str, Any], client: dict[str, Any], file: str,
+                  error_id: str | None) -> None:
     slug, names = client["client"], client.get("credentials", {})
+    if error_id is not None:
+        if is_error_workflow(workflow):
+            workflow["id"] = error_id
+        else:
+            workflow["settings"] = {**workflow.get("settings", {}), "errorWorkflow": error_id}
     workflow["name"] = (client.get("name_prefix", "") + workflow["name"])[:128]
     workflow["versionId"] = str(uuid.uuid5(NAMESPACE, f"{slug}/{file}"))
     tags = {t["name"] for t in workflow["tags"]} | set(client.get("tags", []))
@@ -130,19 +184,23 @@ def check(directory: Path, openapi: dict[str, Any]) -> list[str]:
     operations = _operations(openapi)
     problems: list[str] = []
     webhook_paths: dict[str, str] = {}
+    workflows: list[tuple[Path, Any]] = []
     for path in sorted(directory.glob("*.json")):
         if path.name == "pack.json":
             continue
         try:
-            workflow = json.loads(path.read_text())
+            workflows.append((path, json.loads(path.read_text())))
         except ValueError as exc:
             problems.append(f"{path.name}: not JSON: {exc}")
-            continue
+    error_ids = {w["id"] for _, w in workflows
+                 if isinstance(w, dict) and is_error_workflow(w) and isinstance(w.get("id"), str)}
+    for path, workflow in workflows:
         problems += [f"{path.name}{e['path']}: {e['message']}"
                      for e in schemas.errors("n8n-workflow.schema", workflow)]
         if not isinstance(workflow, dict) or not isinstance(workflow.get("nodes"), list):
             continue
         problems += [f"{path.name}: {p}" for p in _structure(workflow)]
+        problems += [f"{path.name}: {p}" for p in _error_handling(workflow, error_ids)]
         problems += [f"{path.name}: {p}" for p in _referflow_calls(workflow, operations)]
         problems += [f"{path.name}: {p}" for p in _exponent_tables(workflow)]
         problems += [f"{path.name}: inline secret matching {p.pattern!r}"
@@ -175,12 +233,54 @@ def _structure(workflow: dict[str, Any]) -> list[str]:
     return problems
 
 
-def _operations(openapi: dict[str, Any]) -> list[tuple[str, re.Pattern[str]]]:
-    return [(method.upper(), re.compile("^" + re.sub(r"\{[^}]+\}", "[^/]+", path) + "$"))
-            for path, ops in openapi["paths"].items() for method in ops]
+def _error_handling(workflow: dict[str, Any], error_ids: set[str]) -> list[str]:
+    """The error workflow has a usable fixed id; every other workflow names it and keeps failures."""
+    if is_error_workflow(workflow):
+        if not WORKFLOW_ID.match(str(workflow.get("id", ""))):
+            return [f"the error workflow needs a fixed id of 1-16 letters and digits, not "
+                    f"{workflow.get('id')!r} (n8n runs error workflows only by id)"]
+        return []
+    settings = workflow.get("settings")
+    if not isinstance(settings, dict):
+        settings = {}
+    problems = []
+    named = settings.get("errorWorkflow")
+    if not isinstance(named, str) or named not in error_ids:
+        known = ", ".join(sorted(error_ids)) or "none in this folder"
+        problems.append(f"settings.errorWorkflow is {named!r}, not the pack's error workflow ({known}): "
+                        "a failed production run would alert nobody")
+    problems += [f"settings.{key} is {settings.get(key)!r}, not {value!r}: n8n may discard failed "
+                 "executions" for key, value in KEEP_FAILED.items() if settings.get(key) != value]
+    return problems
 
 
-def _referflow_calls(workflow: dict[str, Any], operations: list[tuple[str, re.Pattern[str]]]) -> list[str]:
+def _operations(openapi: dict[str, Any]) -> list[tuple[str, re.Pattern[str], bool]]:
+    """(method, path pattern, honours ``Prefer: outcome=explicit``) of every referflow operation."""
+    return [(method.upper(), re.compile("^" + re.sub(r"\{[^}]+\}", "[^/]+", path) + "$"),
+             _honours_prefer(op))
+            for path, ops in openapi["paths"].items() for method, op in ops.items()]
+
+
+def _honours_prefer(op: dict[str, Any]) -> bool:
+    return any(p.get("in") == "header" and str(p.get("name")).lower() == "prefer"
+               and PREFER_OUTCOME in p.get("schema", {}).get("enum", [])
+               for p in op.get("parameters", []))
+
+
+def _sends_prefer(params: dict[str, Any]) -> bool:
+    """True when an HTTP Request node sends ``Prefer: outcome=explicit``."""
+    if not params.get("sendHeaders"):
+        return False
+    if params.get("specifyHeaders") == "json":
+        return bool(re.search(r"[\"']prefer[\"']\s*:\s*[\"']outcome=explicit[\"']",
+                              str(params.get("jsonHeaders", "")), re.IGNORECASE))
+    headers = (params.get("headerParameters") or {}).get("parameters") or []
+    return any(isinstance(h, dict) and str(h.get("name", "")).strip().lower() == "prefer"
+               and PREFER_OUTCOME in str(h.get("value", "")).replace(" ", "").lower() for h in headers)
+
+
+def _referflow_calls(workflow: dict[str, Any],
+                     operations: list[tuple[str, re.Pattern[str], bool]]) -> list[str]:
     problems = []
     for node in workflow["nodes"]:
         if node.get("type") != "n8n-nodes-base.httpRequest":
@@ -190,8 +290,12 @@ def _referflow_calls(workflow: dict[str, Any], operations: list[tuple[str, re.Pa
         if not match:
             continue
         method = str(params.get("method", "GET")).upper()
-        if not any(m == method and rx.match(match[1]) for m, rx in operations):
+        found = [prefer for m, rx, prefer in operations if m == method and rx.match(match[1])]
+        if not found:
             problems.append(f"node {node['name']!r}: {method} {match[1]} is no referflow operation")
+        elif any(found) and not _sends_prefer(params):
+            problems.append(f"node {node['name']!r}: {method} {match[1]} without the header "
+                            f"'Prefer: {PREFER_OUTCOME}' (ordinary events would fail the run as 4xx)")
     return problems
 
 
