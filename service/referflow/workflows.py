@@ -34,7 +34,6 @@ SECRET_PATTERNS = [re.compile(p) for p in (
     r"sk_(live|test)_[A-Za-z0-9]{10,}", r"whsec_[A-Za-z0-9+/=]{20,}", r"rfk_[A-Za-z0-9_-]{20,}",
     r"shpat_[0-9a-fA-F]{16,}", r"pat-[a-z0-9]{2,4}-[0-9a-f-]{20,}", r"pk_[0-9a-f]{20,}",
     r"xox[abp]-[A-Za-z0-9-]{10,}", r"Bearer [A-Za-z0-9._~+/-]{20,}")]
-SHOPIFY_API_VERSION = "2024-10"
 REFERFLOW_URL = re.compile(r"referflow_base_url \}\}(/[^\s'\"?}]*)")
 # The tables a workflow's Settings node may copy, and where referflow keeps each one.
 TABLES = {"currency_exponents": (EXPONENTS, "referflow.domain.money.EXPONENTS"),
@@ -144,9 +143,6 @@ def _apply_client(workflow: dict[str, Any], client: dict[str, Any], file: str,
     values = {"referflow_base_url": client["referflow_base_url"].rstrip("/")}
     if client.get("currency"):
         values["currency"] = client["currency"]
-    if client.get("shopify_store"):
-        values["shopify_admin_api"] = (f"https://{client['shopify_store']}.myshopify.com/admin/api/"
-                                       f"{SHOPIFY_API_VERSION}")
     set_settings(workflow, values)
     for node in workflow["nodes"]:
         if "webhookId" in node:
