@@ -8,6 +8,11 @@ human fails it) and the effect in referflow.
 
 One n8n process runs every case (`n8n executeBatch`); each case has its own program and API key,
 so cases cannot see each other. Replays run in a second batch, after the first.
+
+Every case runs in both flavours of the pack: ``http`` (the pack as shipped: HTTP Request nodes, a
+Header Auth credential, the base URL in the Settings node) and ``native`` (``to_native``: the
+Referflow node of the community package, installed into n8n as a self-hosted n8n installs it, with
+a Referflow API credential holding the base URL and the key).
 """
 
 from __future__ import annotations
@@ -21,9 +26,11 @@ import pytest
 import requests
 
 from referflow import workflows as pack
+from referflow.native_flavour import to_native
 from tests.conftest import PROGRAM_CONFIG
 from tests.live import free_port, live_program, live_server
 from tests.n8n_harness import N8n, n8n_binary, with_recorded_trigger
+from tests.n8n_package import install_community_package, package_built
 
 pytestmark = [pytest.mark.slow, pytest.mark.n8n,
               pytest.mark.skipif(n8n_binary() is None, reason="n8n is not installed in "
@@ -246,19 +253,29 @@ CASES = [
 ]
 
 
-def _case_workflow(case: Case, payload: Any, trigger: str | None, base: str, credential: dict[str, Any],
-                   hubspot_base: str) -> dict[str, Any]:
+def _case_workflow(case: Case, payload: Any, trigger: str | None, flavour: str, referflow_url: str,
+                   credential: dict[str, Any], hubspot_base: str) -> dict[str, Any]:
     text = (pack.pack_dir() / case.workflow).read_text().replace("https://api.hubapi.com", hubspot_base)
-    workflow = with_recorded_trigger(json.loads(text), payload,
-                                     base if case.reachable else f"http://127.0.0.1:{free_port()}",
-                                     trigger)
+    workflow = json.loads(text)
+    if flavour == "native":  # the base URL is the credential's: the Settings node no longer holds it
+        workflow = to_native(workflow)
+    workflow = with_recorded_trigger(workflow, payload, referflow_url, trigger)
     for node in workflow["nodes"]:
-        auth = node.get("credentials", {}).get("httpHeaderAuth")
-        if auth and auth["id"] == "referflowApiCredential":
-            node["credentials"]["httpHeaderAuth"] = {"id": credential["id"], "name": credential["name"]}
+        for kind, auth in (node.get("credentials") or {}).items():
+            if auth["id"] == "referflowApiCredential":
+                node["credentials"][kind] = {"id": credential["id"], "name": credential["name"]}
     # The error workflow is imported in the n8n tests of the pack's operations, not here.
     workflow["settings"] = {k: v for k, v in workflow["settings"].items() if k != "errorWorkflow"}
     return workflow
+
+
+def _credential(flavour: str, number: int, case: Case, referflow_url: str, key: str) -> dict[str, Any]:
+    """The case's referflow credential: Header Auth (http), or Referflow API with the base URL (native)."""
+    key = key if case.key == "right" else "rfk_revoked"
+    common = {"id": f"referflowTraffic{number:03d}", "name": f"referflow API {case.id}"}
+    if flavour == "native":
+        return {**common, "type": "referflowApi", "data": {"baseUrl": referflow_url, "apiKey": key}}
+    return {**common, "type": "httpHeaderAuth", "data": {"name": "Authorization", "value": f"Bearer {key}"}}
 
 
 def _hubspot_data(hubspot: Any, ctx: dict[str, Any]) -> None:
@@ -275,14 +292,20 @@ def _hubspot_data(hubspot: Any, ctx: dict[str, Any]) -> None:
                                 "contacts": ctx["deal"]}
 
 
-@pytest.fixture(scope="module")
-def traffic(database_url: str, tmp_path_factory: pytest.TempPathFactory):
-    """Run every case in one `n8n executeBatch` (replays in a second one); yield the outcomes."""
+@pytest.fixture(scope="module", params=["http", "native"])
+def traffic(request: pytest.FixtureRequest, database_url: str, tmp_path_factory: pytest.TempPathFactory):
+    """Run every case of one flavour in one `n8n executeBatch` (replays in a second one); yield the outcomes."""
     from tests.fakes.hubspot import TOKEN, FakeHubSpot
 
-    tmp = tmp_path_factory.mktemp("n8n-traffic")
+    flavour = request.param
+    if flavour == "native" and not package_built():
+        pytest.skip("integrations/n8n-nodes-referflow is not built (npm ci && npm run build): the native "
+                    "flavour of the traffic matrix did NOT run")
+    tmp = tmp_path_factory.mktemp(f"n8n-traffic-{flavour}")
     with live_server(database_url, tmp) as base:
         n8n = N8n(tmp / "n8n")
+        if flavour == "native":
+            install_community_package(n8n.home)
         credentials = [{"id": "hubspotTokenCredential", "name": "HubSpot private app", "type": "httpHeaderAuth",
                         "data": {"name": "Authorization", "value": f"Bearer {TOKEN}"}}]
         runs: dict[str, dict[str, Any]] = {}
@@ -290,12 +313,11 @@ def traffic(database_url: str, tmp_path_factory: pytest.TempPathFactory):
         hubspots = []
         for number, case in enumerate(CASES):
             key, session = live_program(base, {**PROGRAM_CONFIG, "currency": case.currency, **case.config},
-                                        name=f"traffic {case.id}")
+                                        name=f"traffic {flavour} {case.id}")
             rf = Referflow(base, session)
             ctx = case.setup(rf) or {}
-            bearer = f"Bearer {key if case.key == 'right' else 'rfk_revoked'}"
-            credential = {"id": f"referflowTraffic{number:03d}", "name": f"referflow API {case.id}",
-                          "type": "httpHeaderAuth", "data": {"name": "Authorization", "value": bearer}}
+            referflow_url = base if case.reachable else f"http://127.0.0.1:{free_port()}"
+            credential = _credential(flavour, number, case, referflow_url, key)
             credentials.append(credential)
             crm = "http://127.0.0.1:9"  # only the HubSpot workflow reads a CRM
             if case.workflow == HUBSPOT:  # one CRM per case: cases cannot see each other's contacts
@@ -308,7 +330,7 @@ def traffic(database_url: str, tmp_path_factory: pytest.TempPathFactory):
                 [(second, case.then_trigger or case.trigger)] if second else [])
             ids = []
             for phase, (payload, trigger) in enumerate(payloads):
-                workflow = _case_workflow(case, payload(ctx), trigger, base, credential, crm)
+                workflow = _case_workflow(case, payload(ctx), trigger, flavour, referflow_url, credential, crm)
                 workflow_id = f"traffic{phase}{number:09d}"
                 # Tags play no part in a run; n8n 1.123 fails importing one tag for many workflows.
                 (tmp / f"{workflow_id}.json").write_text(json.dumps({**workflow, "id": workflow_id, "tags": []}))

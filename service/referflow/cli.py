@@ -4,21 +4,18 @@ from __future__ import annotations
 
 import json
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import click
 
+from referflow import demo as first_hour
 from referflow.config import Settings
 from referflow.errors import ApiError, ConfigurationError
+from referflow.progress import Progress, progress_option
 
-DEMO_CONFIG = {
-    "landing_url": "https://shop.example.com/welcome",
-    "currency": "USD",
-    "rewards": {"advocate": {"type": "gift_card", "amount": 2000},
-                "friend": {"type": "gift_card", "amount": 1000}},
-    "hold_days": 14,
-}
+IMPORT_BATCH = 500  # customers per transaction in `customers import`: progress and bounded locks
 
 
 def _settings() -> Settings:
@@ -33,10 +30,16 @@ def _emit(data: dict[str, Any], as_json: bool) -> None:
         click.echo(json.dumps(data, indent=2))
     else:
         for key, value in data.items():
-            click.echo(f"{key}: {value}")
+            click.echo(f"{key}: {json.dumps(value) if isinstance(value, dict | list) else value}")
+
+
+def _say(lines: list[str]) -> None:
+    for line in lines:
+        click.echo(line)
 
 
 @click.group()
+@click.version_option(package_name="referflow", prog_name="referflow", message="%(prog)s %(version)s")
 def main() -> None:
     """referflow: a self-hosted referral-program engine."""
 
@@ -74,18 +77,66 @@ def _create_program(settings: Settings, name: str, config: dict[str, Any]) -> di
 
 @programs.command("create")
 @click.option("--name", required=True)
+@click.option("--landing-url", help="Where share links send friends (absolute http(s) URL); every "
+              "other rule takes its default (README \"Program config\")")
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False),
-              help="JSON file with the program config (program.schema.json)")
-@click.option("--landing-url", help="Shortcut when no --config is given")
+              help="JSON file with the program config (program.schema.json); --landing-url, if "
+              "given too, replaces its landing_url")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON")
 def programs_create(name: str, config_path: str | None, landing_url: str | None,
                     as_json: bool) -> None:
-    """Create a program and print it with its first API key."""
-    if config_path:
-        config = json.loads(Path(config_path).read_text())
-    else:
-        config = {**DEMO_CONFIG, "landing_url": landing_url or DEMO_CONFIG["landing_url"]}
+    """Create a program and print it with its first API key (shown once)."""
+    if not (landing_url or config_path):
+        raise click.UsageError("give --landing-url URL (where share links send friends) "
+                               "or --config FILE")
+    config = _config_file(config_path) if config_path else {}
+    if landing_url:
+        config["landing_url"] = landing_url
     _emit(_create_program(_settings(), name, config), as_json)
+
+
+def _config_file(path: str) -> dict[str, Any]:
+    try:
+        config = json.loads(Path(path).read_text())
+    except ValueError as exc:
+        raise click.ClickException(f"{path} is not valid JSON: {exc}") from exc
+    if not isinstance(config, dict):
+        raise click.ClickException(f"{path}: a program config is a JSON object")
+    return config
+
+
+@programs.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON")
+def programs_list(as_json: bool) -> None:
+    """List programs with their API keys' prefixes (keys themselves are never stored)."""
+    from referflow.actions.programs import list_programs
+    from referflow.storage.db import Database
+
+    db = Database(_settings().database_url)
+    try:
+        with db.session() as session:
+            listed = [_listing(program, keys) for program, keys in list_programs(session)]
+    finally:
+        db.dispose()
+    if as_json:
+        click.echo(json.dumps(listed, indent=2))
+        return
+    for item in listed:
+        keys = ", ".join(f"{k['prefix']}… ({', '.join([k['label'] or 'no label', *k['scopes']])}"
+                         f"{', revoked' if k['revoked'] else ''})" for k in item["keys"]) or "none"
+        click.echo(f"{item['program_id']}  {item['name']}  created {item['created_at']}  keys: {keys}")
+    if not listed:
+        click.echo("no programs yet: referflow programs create --name NAME --landing-url URL")
+
+
+def _listing(program: Any, keys: list[Any]) -> dict[str, Any]:
+    from referflow.domain.timeutil import to_rfc3339
+
+    return {"program_id": program.id, "name": program.name,
+            "created_at": to_rfc3339(program.created_at),
+            "keys": [{"key_id": k.id, "prefix": k.prefix, "label": k.label,
+                      "scopes": list(getattr(k, "scopes", None) or []),
+                      "revoked": k.revoked_at is not None} for k in keys]}
 
 
 @main.group()
@@ -122,7 +173,8 @@ def customers() -> None:
 @customers.command("import")
 @click.option("--program", "program_id", required=True)
 @click.argument("csv_file", type=click.File("r"))
-def customers_import(program_id: str, csv_file: Any) -> None:
+@progress_option
+def customers_import(program_id: str, csv_file: Any, progress: bool | None) -> None:
     """Import existing customers from a CSV with columns external_id and/or email."""
     import csv
 
@@ -136,9 +188,13 @@ def customers_import(program_id: str, csv_file: Any) -> None:
     settings = _settings()
     db = Database(settings.database_url)
     try:
-        with db.session() as session:
+        with db.session() as session, Progress("import customers", len(rows), progress) as bar:
             ctx = load_program(session, program_id, settings.secret_key)
-            added = import_customers(session, ctx, rows, source="cli")
+            added = 0
+            for start in range(0, len(rows), IMPORT_BATCH):  # each batch commits
+                batch = rows[start:start + IMPORT_BATCH]
+                added += import_customers(session, ctx, batch, source="cli")
+                bar.advance(len(batch))
     except ApiError as exc:
         raise click.ClickException(f"{exc.code}: {exc.message}") from exc
     finally:
@@ -152,25 +208,76 @@ def workflows() -> None:
 
 
 @workflows.command("render")
-@click.option("--client", "client_file", required=True, type=click.Path(exists=True, dir_okay=False),
-              help="Client file (YAML or JSON), see schemas/client.schema.json")
+@click.option("--client", "client_file", type=click.Path(exists=True, dir_okay=False),
+              help="Client file (YAML or JSON), see schemas/client.schema.json; without one, --flavour "
+                   "native writes the pack as shipped")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False))
-def workflows_render(client_file: str, out_dir: str) -> None:
+@click.option("--flavour", type=click.Choice(["http", "native"]), default="http", show_default=True,
+              help="http: HTTP Request nodes and a Header Auth credential (no community package needed); "
+                   "native: the Referflow node and Referflow Trigger of the n8n-nodes-referflow package")
+def workflows_render(client_file: str | None, out_dir: str, flavour: str) -> None:
     """Render the pack for one client: base URL, credentials, providers, prefix, tags."""
     import yaml
 
     from referflow import workflows as pack
 
-    try:
-        client = yaml.safe_load(Path(client_file).read_text())
-        written = pack.render(client, Path(out_dir))
-    except yaml.YAMLError as exc:
-        raise click.ClickException(f"{client_file} is not valid YAML: {exc}") from exc
-    except ApiError as exc:
-        details = "; ".join(f"{e['path']}: {e['message']}" for e in exc.errors) or exc.message
-        raise click.ClickException(f"{client_file}: {details}") from exc
+    if client_file is None and flavour == "http":
+        raise click.UsageError("--client is required (without one, only --flavour native writes the pack as shipped)")
+    out = Path(out_dir)
+    with tempfile.TemporaryDirectory() as tmp:
+        # The native flavour converts what the http one renders; nothing lands in --out unless
+        # every file converts.
+        target = out if flavour == "http" else Path(tmp)
+        client: dict[str, Any] = {}
+        try:
+            if client_file is None:
+                written = _copy_pack(pack.pack_dir(), target)
+            else:
+                client = yaml.safe_load(Path(client_file).read_text())
+                written = pack.render(client, target)
+        except yaml.YAMLError as exc:
+            raise click.ClickException(f"{client_file} is not valid YAML: {exc}") from exc
+        except ApiError as exc:
+            details = "; ".join(f"{e['path']}: {e['message']}" for e in exc.errors) or exc.message
+            raise click.ClickException(f"{client_file}: {details}") from exc
+        if flavour == "native":
+            texts = [_to_native(path, (client.get("credentials") or {})) for path in written]
+            out.mkdir(parents=True, exist_ok=True)
+            written = [out / path.name for path in written]
+            for path, text in zip(written, texts, strict=True):
+                path.write_text(text)
     for path in written:
         click.echo(f"wrote {path}")
+
+
+def _copy_pack(source: Path, out: Path) -> list[Path]:
+    """Write the pack's workflow files as shipped into ``out`` (the manifest's order)."""
+    manifest = json.loads((source / "pack.json").read_text())
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for entry in manifest["workflows"]:
+        target = out / entry["file"]
+        target.write_text((source / entry["file"]).read_text())
+        written.append(target)
+    return written
+
+
+def _to_native(path: Path, names: dict[str, str]) -> str:
+    """The native-node flavour of one written workflow file, as text."""
+    from referflow import workflows as pack
+    from referflow.native_flavour import NativeFlavourError, to_native
+
+    try:
+        workflow = to_native(json.loads(path.read_text()))
+    except NativeFlavourError as exc:
+        raise click.ClickException(f"{path.name}: {exc}") from exc
+    # A credential the conversion added (the trigger's) takes the client's name, like the others.
+    for node in workflow["nodes"]:
+        for credential in (node.get("credentials") or {}).values():
+            key = pack.CREDENTIALS.get(credential["id"])
+            if key and names.get(key):
+                credential["name"] = names[key]
+    return json.dumps(workflow, indent=2, ensure_ascii=False) + "\n"
 
 
 @workflows.command("check")
@@ -258,12 +365,15 @@ def nodes_check(out_dir: str | None) -> None:
 @main.command()
 @click.option("--json", "as_json", is_flag=True)
 def demo(as_json: bool) -> None:
-    """Create a demo program and print its API key."""
-    _emit(_create_program(_settings(), "Demo program", DEMO_CONFIG), as_json)
+    """Create a demo program (approves at once, pays both sides) and print its API key."""
+    _emit(_create_program(_settings(), first_hour.DEMO_NAME, first_hour.DEMO_CONFIG), as_json)
+    if not as_json:
+        _say(first_hour.describe())
 
 
 @main.command()
-def sweep() -> None:
+@progress_option
+def sweep(progress: bool | None) -> None:
     """Run the periodic work once (holds, reviews, outbox, retries, retention); safe from cron."""
     from referflow.app import create_app
     from referflow.jobs.queue import InlineQueue, RqQueue
@@ -274,9 +384,17 @@ def sweep() -> None:
     services = create_app(settings).extensions["referflow"]
     queue = RqQueue(settings.redis_url) if settings.redis_url else InlineQueue()
     services.queue = services.queue or queue
-    moved = run_sweep(services)
-    click.echo(f"moved {moved} referral(s); dispatched {dispatch(services, queue)} job(s)")
-    pruned = prune_expired(services)
+    try:
+        with Progress("sweep", 3, progress) as bar:
+            moved = run_sweep(services)
+            bar.advance(item="holds and reviews")
+            dispatched = dispatch(services, queue)
+            bar.advance(item="outbox and retries")
+            pruned = prune_expired(services)
+            bar.advance(item="retention")
+    finally:
+        services.db.dispose()
+    click.echo(f"moved {moved} referral(s); dispatched {dispatched} job(s)")
     click.echo(f"pruned past {settings.retention_days} days: " + ", ".join(f"{n} {k}" for k, n in pruned.items()))
 
 
@@ -333,26 +451,80 @@ def serve(host: str, port: int | None, workers: int, threads: int, with_demo: bo
         if settings.generated_admin_token:  # never one that came from the environment
             click.echo(f"admin token (kept in {settings.instance_dir}/secrets.json): "
                        f"{settings.admin_token}")
-        if with_demo and not _has_programs(settings):
-            click.echo("demo program created:")
-            _emit(_create_program(settings, "Demo program", DEMO_CONFIG), as_json=False)
+        if with_demo:
+            _greet(settings, host, port or settings.port)
     from referflow.server import run
 
     run(settings, host, port or settings.port, workers, threads)
 
 
-def _has_programs(settings: Settings) -> bool:
-    from sqlalchemy import select
+def _greet(settings: Settings, host: str, port: int) -> None:
+    """On the embedded default: create and explain the demo program, or say how to find programs."""
+    if _has_programs(settings):
+        _say(first_hour.lost_key_help())
+        return
+    created = _create_program(settings, first_hour.DEMO_NAME, first_hour.DEMO_CONFIG)
+    click.echo("demo program created:")
+    _emit(created, as_json=False)
+    loopback = host in ("127.0.0.1", "0.0.0.0", "localhost", "::1", "::")  # noqa: S104 (a comparison)
+    base = f"http://{'localhost' if loopback else host}:{port}"
+    _say(["", *first_hour.describe(), "", *first_hour.next_steps(base, created["api_key"]), ""])
 
+
+def _has_programs(settings: Settings) -> bool:
+    from referflow.actions.programs import list_programs
     from referflow.storage.db import Database
-    from referflow.storage.models import Program
 
     db = Database(settings.database_url)
     try:
         with db.session() as session:
-            return session.scalar(select(Program.id).limit(1)) is not None
+            return bool(list_programs(session, limit=1))
     finally:
         db.dispose()
+
+
+@main.group("secrets")
+def secrets_group() -> None:
+    """Secrets at rest: provider credentials and webhook secrets, encrypted under REFERFLOW_SECRET_KEY."""
+
+
+@secrets_group.command("rotate")
+@click.option("--batch-size", type=click.IntRange(1, 10_000), default=500, show_default=True,
+              help="Rows re-encrypted per transaction")
+@progress_option
+def secrets_rotate(batch_size: int, progress: bool | None) -> None:
+    """Re-encrypt every stored secret under REFERFLOW_SECRET_KEY (idempotent, safe to interrupt).
+
+    Run it once the previous key is in REFERFLOW_OLD_SECRET_KEYS; when it has finished, the old
+    keys can be removed (REFERFLOW_HASH_KEY stays).
+    """
+    from referflow.errors import UnreadableSecret
+    from referflow.progress import Progress
+    from referflow.storage.crypto import Keyring
+    from referflow.storage.db import Database, compact_sqlite
+    from referflow.storage.migrate import is_at_head
+    from referflow.storage.models import Base
+    from referflow.storage.rekey import count, rotate, secret_columns
+
+    settings = _settings()
+    db = Database(settings.database_url)
+    columns = secret_columns(Base.metadata)
+    try:
+        with db.engine.connect() as conn:
+            if not is_at_head(conn):
+                raise click.ClickException("the database is not at the latest migration: run `referflow migrate`")
+            total = sum(count(conn, col) for col in columns)
+        with Progress("re-encrypting secrets", total, progress) as bar:
+            done = rotate(db.engine, Keyring(settings.secret_keys), columns, bar.advance, batch_size)
+    except UnreadableSecret as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        db.dispose()
+    if settings.embedded and any(done.rotated.values()):
+        compact_sqlite(settings.database_url)  # no copy under the old key left in free pages
+    for purpose, changed in done.rotated.items():
+        click.echo(f"{purpose}: {changed} re-encrypted")
+    click.echo(f"{done.seen} value(s) read; all are under the current REFERFLOW_SECRET_KEY")
 
 
 if __name__ == "__main__":  # pragma: no cover

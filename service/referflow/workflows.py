@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from referflow import native_flavour
 from referflow.contract import SchemaStore, schemas_dir
 from referflow.domain.money import EXPONENTS
 from referflow.providers.issuers import STRIPE_EXPONENTS
@@ -198,6 +199,7 @@ def check(directory: Path, openapi: dict[str, Any]) -> list[str]:
         problems += [f"{path.name}: {p}" for p in _structure(workflow)]
         problems += [f"{path.name}: {p}" for p in _error_handling(workflow, error_ids)]
         problems += [f"{path.name}: {p}" for p in _referflow_calls(workflow, operations)]
+        problems += [f"{path.name}: {p}" for p in native_flavour.check_native(workflow)]
         problems += [f"{path.name}: {p}" for p in _exponent_tables(workflow)]
         problems += [f"{path.name}: inline secret matching {p.pattern!r}"
                      for p in SECRET_PATTERNS if p.search(path.read_text())]

@@ -75,7 +75,10 @@ export class ReferflowTrigger implements INodeType {
 			{
 				name: 'default',
 				httpMethod: 'POST',
-				responseMode: 'onReceived',
+				// Immediately, or when the run ends: 200 when it succeeded, 500 when it failed (referflow
+				// then retries the delivery), with no body either way.
+				responseMode: '={{$parameter["respond"] || "onReceived"}}',
+				responseData: '={{$parameter["respond"] === "lastNode" ? "noData" : "firstEntryJson"}}',
 				path: 'webhook',
 			},
 		],
@@ -135,6 +138,46 @@ export class ReferflowTrigger implements INodeType {
 					{
 						name: 'reward.redeemed',
 						value: 'reward.redeemed',
+					},
+				],
+			},
+			{
+				displayName: 'Respond',
+				name: 'respond',
+				type: 'options',
+				default: 'onReceived',
+				description: 'When to answer referflow\'s delivery',
+				options: [
+					{
+						name: 'Immediately',
+						value: 'onReceived',
+						description: 'Answer 200 once the delivery is verified, before the workflow runs',
+					},
+					{
+						name: 'When the Workflow Finishes',
+						value: 'lastNode',
+						description:
+							'Answer 200 when the run succeeds and 500 when it fails, so referflow retries the delivery later',
+					},
+				],
+			},
+			{
+				displayName: 'Output',
+				name: 'output',
+				type: 'options',
+				default: 'event',
+				description: 'What the trigger hands to the next node',
+				options: [
+					{
+						name: 'Event',
+						value: 'event',
+						description: 'The event referflow sent: ID, type, data',
+					},
+					{
+						name: 'Event and Delivery Headers',
+						value: 'request',
+						description:
+							'Body (the event) and headers (webhook-ID, webhook-timestamp...), as the Webhook node hands them out',
 					},
 				],
 			},
@@ -207,6 +250,8 @@ export class ReferflowTrigger implements INodeType {
 			response.status(401).json({ code: 'invalid_signature', message: 'signature did not verify' });
 			return { noWebhookResponse: true };
 		}
-		return { workflowData: [this.helpers.returnJsonArray([request.body])] };
+		const output = this.getNodeParameter('output', 'event') as string;
+		const item = output === 'request' ? { headers: request.headers, body: request.body } : request.body;
+		return { workflowData: [this.helpers.returnJsonArray([item as IDataObject])] };
 	}
 }
