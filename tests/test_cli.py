@@ -102,3 +102,116 @@ def test_sweep_runs_the_periodic_work_once(tmp_path, database_url, api, app):
 
         assert session.get(Referral, referral["id"]).status == "approved"
         assert all(e.done_at for e in session.query(OutboxEvent))  # dispatched and fanned out
+
+
+# The first hour: --version, programs create/list, progress ---------------------------------
+
+
+@pytest.fixture()
+def cli_env(database_url, settings, monkeypatch):
+    """Point the in-process CLI at the (emptied) test database, as the shell would."""
+    for name in [n for n in os.environ if n.startswith("REFERFLOW_") or n == "REDIS_URL"]:
+        monkeypatch.delenv(name)
+    for name, value in service_env(database_url).items():
+        monkeypatch.setenv(name, value)
+
+
+def _run(*args):
+    from click.testing import CliRunner
+
+    from referflow.cli import main
+
+    return CliRunner().invoke(main, list(args))
+
+
+def test_version_names_the_installed_package():
+    from importlib.metadata import version
+
+    out = _run("--version")
+    assert out.exit_code == 0 and out.stdout.strip() == f"referflow {version('referflow')}"
+
+
+def test_programs_create_refuses_to_guess_a_landing_url(cli_env):
+    out = _run("programs", "create", "--name", "no url")
+    assert out.exit_code == 2 and "--landing-url" in out.stderr
+    assert "rfk_" not in out.output
+
+
+def test_landing_url_replaces_the_one_in_a_config_file(cli_env, tmp_path):
+    config = tmp_path / "program.json"
+    config.write_text(json.dumps({"landing_url": "https://old.test/", "hold_days": 3}))
+    out = _run("programs", "create", "--name", "x", "--config", str(config), "--landing-url",
+               "https://new.test/", "--json")
+    created = json.loads(out.stdout)["config"]
+    assert created["landing_url"] == "https://new.test/" and created["hold_days"] == 3
+    config.write_text("[1, 2")
+    broken = _run("programs", "create", "--name", "x", "--config", str(config))
+    assert broken.exit_code == 1 and "not valid JSON" in broken.stderr
+
+
+def test_programs_list_shows_key_prefixes_never_keys(cli_env):
+    first = json.loads(_run("programs", "create", "--name", "Shop A", "--landing-url",
+                            "https://a.test/", "--json").stdout)
+    json.loads(_run("programs", "create", "--name", "Shop B", "--landing-url",
+                    "https://b.test/", "--json").stdout)
+    extra = json.loads(_run("keys", "create", "--program", first["program_id"], "--label", "zapier",
+                            "--json").stdout)
+    text = _run("programs", "list")
+    assert text.exit_code == 0
+    lines = text.stdout.splitlines()
+    assert [line.split("  ")[1] for line in lines] == ["Shop A", "Shop B"]
+    assert first["api_key"][:10] + "…" in lines[0] and "zapier" in lines[0]
+    listed = json.loads(_run("programs", "list", "--json").stdout)
+    assert [len(p["keys"]) for p in listed] == [2, 1]
+    for secret in (first["api_key"], extra["api_key"]):
+        assert secret not in text.output and secret[10:] not in json.dumps(listed)
+
+
+def test_programs_list_on_an_empty_install_says_how_to_start(cli_env):
+    assert "referflow programs create" in _run("programs", "list").stdout
+
+
+def _customers_csv(path, count):
+    path.write_text("external_id,email\n" + "".join(f"c{i},c{i}@x.test\n" for i in range(count)))
+    return str(path)
+
+
+def test_customers_import_is_quiet_off_a_terminal_and_reports_with_progress(cli_env, api, tmp_path):
+    program = api.program_id
+    csv_file = _customers_csv(tmp_path / "c.csv", 1200)
+    quiet = _run("customers", "import", "--program", program, csv_file)
+    assert quiet.exit_code == 0, quiet.output
+    assert quiet.stdout == "read 1200 customer(s), 1200 new\n" and quiet.stderr == ""
+    loud = _run("customers", "import", "--program", program, csv_file, "--progress")
+    assert loud.stdout == "read 1200 customer(s), 0 new\n"
+    assert re.search(r"^import customers: 1200/1200 \(100%\), [\d.]+ s, done$", loud.stderr, re.M)
+
+
+def test_sweep_reports_its_phases_with_progress(cli_env):
+    out = _run("sweep", "--progress")
+    assert out.exit_code == 0, out.output
+    assert "sweep: 3/3 (100%)" in out.stderr and out.stdout.startswith("moved 0 referral(s)")
+
+
+def test_on_a_terminal_progress_is_a_bar_on_stderr(database_url, api, tmp_path):
+    import pty
+
+    csv_file = _customers_csv(tmp_path / "c.csv", 600)
+    main, secondary = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "referflow.cli", "customers", "import",
+                             "--program", api.program_id, csv_file], env=service_env(database_url),
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=secondary, text=True)
+    os.close(secondary)
+    out, _ = proc.communicate(timeout=60)
+    screen = b""
+    while True:
+        try:
+            chunk = os.read(main, 4096)
+        except OSError:  # the other end closed
+            break
+        if not chunk:
+            break
+        screen += chunk
+    os.close(main)
+    assert proc.returncode == 0 and out == "read 600 customer(s), 600 new\n"
+    assert b"import customers" in screen and b"600/600" in screen

@@ -34,55 +34,9 @@ def stack(database_url, settings, tmp_path):
         yield base, session, n8n
 
 
-def _run(n8n, base, file, payload, workflow_id):
-    workflow = json.loads((pack.pack_dir() / file).read_text())
-    n8n.import_workflow(with_recorded_trigger(workflow, payload, base), workflow_id)
-    result = n8n.execute(workflow_id)
-    assert result.returncode == 0, (result.stdout[-3000:], result.stderr[-3000:])
-    return result
-
-
 def _friend_status(session, base, friend):
     person = session.get(f"{base}/v1/people/{friend}", timeout=10).json()
     return person["referred_as_friend"][0]["status"] if person.get("referred_as_friend") else None
-
-
-def _qualification(session, base, friend):
-    referral_id = session.get(f"{base}/v1/people/{friend}", timeout=10).json()["referred_as_friend"][0]["referral_id"]
-    q = session.get(f"{base}/v1/referrals/{referral_id}", timeout=10).json()["qualification"]
-    return q["event_id"], q["amount"], q["currency"]
-
-
-def test_stripe_workflow_claims_qualifies_and_reverses(stack):
-    base, session, n8n = stack
-    code = session.post(f"{base}/v1/links", timeout=10, json={
-        "advocate": {"external_id": "cus_AdvocateAnn", "email": "ann@example.com"}}).json()["code"]
-    _run(n8n, base, "stripe-to-referral.json",
-         _fixture("stripe_checkout_session_completed.json", code), "stripeWorkflow0001")
-    assert _friend_status(session, base, "cus_FriendBob") == "pending"
-    invoice = _fixture("stripe_invoice_paid.json")
-    invoice["type"] = "invoice.payment_succeeded"  # the n8n Stripe Trigger's name for it
-    invoice["data"]["object"]["status_transitions"]["paid_at"] = int(time.time())
-    _run(n8n, base, "stripe-to-referral.json", invoice, "stripeWorkflow0002")
-    assert _friend_status(session, base, "cus_FriendBob") == "held"
-    refund = _fixture("stripe_charge_refunded.json")
-    refund["created"] = int(time.time())
-    _run(n8n, base, "stripe-to-referral.json", refund, "stripeWorkflow0003")
-    assert _friend_status(session, base, "cus_FriendBob") == "reversed"
-    # The same Stripe event again (n8n retried): the Idempotency-Key replays, nothing changes.
-    _run(n8n, base, "stripe-to-referral.json", refund, "stripeWorkflow0004")
-    history = session.get(f"{base}/v1/people/cus_FriendBob", timeout=10).json()
-    assert history["referred_as_friend"][0]["status"] == "reversed"
-
-
-def test_review_digest_lists_waiting_referrals(stack):
-    base, session, n8n = stack
-    code = session.post(f"{base}/v1/links", timeout=10, json={
-        "advocate": {"external_id": "a1", "email": "a1@example.com"}}).json()["code"]
-    session.post(f"{base}/v1/referrals/claim", timeout=10, json={
-        "code": code, "friend": {"external_id": "f1", "email": "f1@mailinator.com"}})
-    result = _run(n8n, base, "review-digest.json", {}, "digestWorkflow0001")
-    assert "1 referral(s) waiting for review" in result.stdout
 
 
 # An agency client with every provider, its own credential names, prefix and tags.
@@ -116,7 +70,8 @@ def _credential(variant, kind, type_, data):
     return {"id": ids[kind], "name": names[kind], "type": type_, "data": data}
 
 
-@pytest.mark.parametrize("variant", ["pack", "rendered"])
+# The pack file itself is run case by case in tests/test_n8n_ops_workflows.py; here, rendered.
+@pytest.mark.parametrize("variant", ["rendered"])
 def test_reward_workflow_verifies_referflow_webhooks_then_calls_klaviyo_and_hubspot(database_url, settings,
                                                                                   tmp_path, variant):
     from tests.fakes.hubspot import TOKEN, FakeHubSpot
@@ -155,7 +110,7 @@ def test_reward_workflow_verifies_referflow_webhooks_then_calls_klaviyo_and_hubs
                 if forged.status_code != 404:
                     break
                 time.sleep(1)
-            assert forged.status_code == 200  # n8n acknowledges, then the run stops on the check
+            assert forged.status_code == 401  # the workflow refuses it: nothing is sent
             code = session.post(f"{base}/v1/links", timeout=10, json={
                 "advocate": {"external_id": "a1", "email": "a1@example.com"}}).json()["code"]
             referral = session.post(f"{base}/v1/referrals/claim", timeout=10, json={
@@ -194,7 +149,7 @@ def test_a_rendered_client_pack_runs_end_to_end(stack, tmp_path):
         "advocate": {"external_id": "cus_AdvocateAnn", "email": "ann@example.com"}}).json()["code"]
     with FakeKlaviyo() as klaviyo, FakeHubSpot() as hubspot:
         hubspot.properties |= {"referral_code", "referral_link"}
-        hubspot.contacts["123"] = {"email": "carol@example.com", "referral_code": code}
+        hubspot.contacts["123"] = {"email": "carol@example.com", "referred_by_code": code}
 
         def run(file, payload, trigger=None):
             text = _workflow_text(file, "rendered", tmp_path)
@@ -220,7 +175,7 @@ def test_a_rendered_client_pack_runs_end_to_end(stack, tmp_path):
         bob = session.get(f"{base}/v1/advocates/by-external-id/cus_FriendBob", timeout=10).json()
         assert [e["metric"] for e in klaviyo.events] == ["Referral Link Created"]
         assert hubspot.by_email["bob@example.com"]["referral_code"] == bob["codes"][0]["code"]
-        assert "referral(s) waiting for review" in run("review-digest.json", {}).stdout
+        run("review-digest.json", {})  # an empty review queue: the run succeeds and posts nothing
 
 
 # Shopify's documented examples use ids beyond 2**53; n8n parses webhook bodies as JavaScript numbers,
@@ -240,113 +195,6 @@ def _shopify_credential():
 
     return {"id": "shopifyCredential", "name": "Shopify store", "type": "shopifyAccessTokenApi",
             "data": {"shopSubdomain": "referflow-test", "accessToken": TOKEN, "appSecretKey": "unused"}}
-
-
-def test_shopify_workflow_claims_qualifies_and_reverses(stack):
-    from tests.fakes.shopify import FakeShopify
-
-    base, session, n8n = stack
-    code = session.post(f"{base}/v1/links", timeout=10, json={
-        "advocate": {"external_id": "adv-1", "email": "ann@example.com"}}).json()["code"]
-    n8n.import_credentials([_shopify_credential()])
-    workflow = json.loads((pack.pack_dir() / "shopify-to-referral.json").read_text())
-    with FakeShopify() as shop:
-        settings = {"shopify_admin_api": f"{shop.base}/admin/api/2024-10"}
-
-        def run(payload, trigger, workflow_id):
-            n8n.import_workflow(with_recorded_trigger(workflow, payload, base, trigger, settings), workflow_id)
-            return n8n.execute(workflow_id)
-
-        # A new customer tagged `referral:CODE` claims; their first paid order qualifies.
-        result = run(_shopify("shopify_customers_create.json", code), "When a Shopify customer is created",
-                     "shopifyWorkflow0001")
-        assert result.returncode == 0, result.stdout[-3000:]
-        assert _friend_status(session, base, SAFE_CUSTOMER) == "pending"
-        result = run(_shopify("shopify_orders_paid.json", code), "When a Shopify order is paid",
-                     "shopifyWorkflow0002")
-        assert result.returncode == 0, result.stdout[-3000:]
-        assert _friend_status(session, base, SAFE_CUSTOMER) == "held"
-        assert _qualification(session, base, SAFE_CUSTOMER)[1:] == (19900, "EUR")  # "199.00" in minor units
-        # A refund of an order whose id JavaScript cannot hold exactly stops before any lookup.
-        result = run(_shopify("shopify_refunds_create.json", exact=False), "When a Shopify refund is created",
-                     "shopifyWorkflow0003")
-        assert result.returncode != 0 and "beyond JavaScript's exact integers" in result.stdout + result.stderr
-        assert _friend_status(session, base, SAFE_CUSTOMER) == "held" and shop.calls == []
-        # The refund names only the order: the workflow asks Shopify for the order's customer.
-        shop.orders[SAFE_ORDER] = {"id": int(SAFE_ORDER), "admin_graphql_api_id": f"gid://shopify/Order/{SAFE_ORDER}",
-                                   "email": "bob@example.com", "total_price": "199.00",
-                                   "customer": {"id": int(SAFE_CUSTOMER), "email": "bob@example.com",
-                                                "admin_graphql_api_id": f"gid://shopify/Customer/{SAFE_CUSTOMER}"}}
-        for attempt in ("shopifyWorkflow0004", "shopifyWorkflow0005"):  # the second is Shopify retrying
-            result = run(_shopify("shopify_refunds_create.json"), "When a Shopify refund is created", attempt)
-            assert result.returncode == 0, result.stdout[-3000:]
-            assert _friend_status(session, base, SAFE_CUSTOMER) == "reversed"
-        assert [c["path"] for c in shop.calls] == [
-            f"/admin/api/2024-10/orders/{SAFE_ORDER}.json?fields=id%2Cadmin_graphql_api_id%2Ccustomer"] * 2
-    history = session.get(f"{base}/v1/people/{SAFE_CUSTOMER}", timeout=10).json()
-    assert [r["status"] for r in history["referred_as_friend"]] == ["reversed"]
-
-
-@pytest.mark.parametrize("provider", ["stripe", "shopify"])
-def test_new_customer_workflow_creates_the_link_and_writes_it_to_klaviyo_and_hubspot(stack, provider):
-    from tests.fakes.hubspot import TOKEN, FakeHubSpot
-    from tests.fakes.klaviyo import API_KEY, FakeKlaviyo
-
-    base, session, n8n = stack
-    if provider == "stripe":
-        trigger, payload, customer = ("When a Stripe customer is created",
-                                      _fixture("stripe_customer_created.json", "UNUSED"), "cus_FriendBob")
-    else:
-        trigger, payload, customer = ("When a Shopify customer is created",
-                                      _shopify("shopify_customers_create.json", "UNUSED"), SAFE_CUSTOMER)
-    n8n.import_credentials([
-        {"id": "klaviyoCredential", "name": "Klaviyo API", "type": "httpHeaderAuth",
-         "data": {"name": "Authorization", "value": f"Klaviyo-API-Key {API_KEY}"}},
-        {"id": "hubspotTokenCredential", "name": "HubSpot private app", "type": "httpHeaderAuth",
-         "data": {"name": "Authorization", "value": f"Bearer {TOKEN}"}}])
-    with FakeKlaviyo() as klaviyo, FakeHubSpot() as hubspot:
-        hubspot.properties |= {"referral_code", "referral_link"}
-        text = (pack.pack_dir() / "new-customer-to-advocate.json").read_text()
-        text = text.replace("https://a.klaviyo.com", klaviyo.base).replace("https://api.hubapi.com", hubspot.base)
-        workflow = with_recorded_trigger(json.loads(text), payload, base, trigger)
-        for attempt in ("advocateWorkflow0001", "advocateWorkflow0002"):  # the second is a redelivery
-            n8n.import_workflow(workflow, attempt)
-            result = n8n.execute(attempt)
-            assert result.returncode == 0, result.stdout[-3000:]
-        advocate = session.get(f"{base}/v1/advocates/by-external-id/{customer}", timeout=10).json()
-        assert advocate["email"] == "bob@example.com" and len(advocate["codes"]) == 1
-        code = advocate["codes"][0]["code"]
-        assert [(e["metric"], e["email"]) for e in klaviyo.events] == [("Referral Link Created", "bob@example.com")]
-        assert klaviyo.profiles["bob@example.com"]["referral_code"] == code
-        assert hubspot.by_email["bob@example.com"]["referral_code"] == code
-        assert hubspot.by_email["bob@example.com"]["referral_link"].endswith(f"/r/{code}")
-
-
-def test_hubspot_workflow_claims_a_new_contact_and_qualifies_the_won_deal(stack):
-    from tests.fakes.hubspot import TOKEN, FakeHubSpot
-
-    base, session, n8n = stack
-    code = session.post(f"{base}/v1/links", timeout=10, json={
-        "advocate": {"external_id": "adv-h", "email": "ann@example.com"}}).json()["code"]
-    n8n.import_credentials([{"id": "hubspotTokenCredential", "name": "HubSpot private app",
-                             "type": "httpHeaderAuth",
-                             "data": {"name": "Authorization", "value": f"Bearer {TOKEN}"}}])
-    with FakeHubSpot() as hubspot:
-        hubspot.contacts["123"] = {"email": "carol@example.com", "referral_code": code}
-        hubspot.deals["987"] = {"properties": {"amount": "1500.50", "deal_currency_code": "EUR",
-                                               "closedate": "2026-11-22T12:00:00Z"},
-                                "contacts": ["123"]}
-        text = (pack.pack_dir() / "hubspot-to-referral.json").read_text()
-        workflow = json.loads(text.replace("https://api.hubapi.com", hubspot.base))
-        contact, deal = (_fixture("hubspot_contact_creation.json")[0],
-                         _fixture("hubspot_deal_closed_won.json")[0])
-        for number, event in enumerate((contact, deal)):
-            n8n.import_workflow(with_recorded_trigger(workflow, event, base), f"hubspotWorkflow000{number}")
-            result = n8n.execute(f"hubspotWorkflow000{number}")
-            assert result.returncode == 0, result.stdout[-3000:]
-    person = session.get(f"{base}/v1/people/123", timeout=10).json()
-    assert person["referred_as_friend"][0]["status"] == "held"
-    assert _qualification(session, base, "123") == ("deal:987", 150050, "EUR")
 
 
 # Currency exponents through n8n: the pack's Settings table (`currency_exponents`) must turn each

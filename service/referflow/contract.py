@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 from functools import cached_property, lru_cache
@@ -72,6 +73,36 @@ def _is_rfc3339(value: object) -> bool:
     return True
 
 
+# Which errors name the real mistake: a misspelt or unknown field explains the "required" error
+# beside it ({"externalid": ...} is why external_id is missing), and a value of the wrong type or
+# shape is a mistake in itself; a missing field is most often the consequence of one of those.
+_FIRST, _VALUE, _OTHER, _MISSING = range(4)
+_RANK = {"additionalProperties": _FIRST, "unevaluatedProperties": _FIRST, "propertyNames": _FIRST,
+         "type": _VALUE, "enum": _VALUE, "const": _VALUE, "format": _VALUE, "pattern": _VALUE,
+         "required": _MISSING, "dependentRequired": _MISSING}
+
+
+def _error_order(err: ValidationError) -> tuple[int, tuple[str, ...], str]:
+    return (_RANK.get(str(err.validator), _OTHER), tuple(str(p) for p in err.absolute_path),
+            err.message)
+
+
+def _message(err: ValidationError) -> str:
+    """Return the error's message, naming the allowed field an unexpected one was likely meant as."""
+    if err.validator != "additionalProperties" or not isinstance(err.instance, dict):
+        return err.message
+    schema = err.schema if isinstance(err.schema, dict) else {}
+    allowed, patterns = list(schema.get("properties", {})), list(schema.get("patternProperties", {}))
+    hints = []
+    unexpected = [key for key in err.instance
+                  if key not in allowed and not any(re.search(p, key) for p in patterns)]
+    for extra in unexpected:
+        close = difflib.get_close_matches(extra, allowed, n=1, cutoff=0.75)
+        if close:
+            hints.append(f"{extra!r}: did you mean {close[0]!r}?")
+    return f"{err.message}; {'; '.join(hints)}" if hints else err.message
+
+
 def schemas_dir() -> Path:
     """Return the folder of the schemas: packaged copy first, then the source tree."""
     packaged = Path(__file__).parent / "_schemas"
@@ -105,11 +136,10 @@ class SchemaStore:
         return self._validators[name]
 
     def errors(self, name: str, data: Any) -> list[dict[str, str]]:
-        """Return the validation errors of ``data``, as ``{path, message}``, sorted by path."""
-        found = self.validator(name).iter_errors(data)
-        out = [{"path": "/" + "/".join(str(p) for p in err.absolute_path), "message": err.message}
-               for err in found]
-        return sorted(out, key=lambda e: (e["path"], e["message"]))
+        """Return the validation errors of ``data`` as ``{path, message}``, the likeliest cause first."""
+        found = sorted(self.validator(name).iter_errors(data), key=_error_order)
+        return [{"path": "/" + "/".join(str(p) for p in err.absolute_path), "message": _message(err)}
+                for err in found]
 
     def validate(self, name: str, data: Any) -> None:
         """Raise ValidationFailed when ``data`` does not match schema ``name``."""

@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import json
 import re
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from tests.fakes.server import FakeServer
 
 TOKEN = "pat-eu1-fake-0000"
+STAMP = "2026-11-18T09:30:00.000Z"
+
+
+def _crm_object(object_id: str, stored: dict, path: str, modified: str) -> dict:
+    """A CRM v3 object read as HubSpot answers it (tests/fixtures/hubspot_crm_*.json): the default
+    properties always, each requested property (null when it has no value), createdAt/updatedAt."""
+    requested = parse_qs(urlsplit(path).query).get("properties", [""])[0].split(",")
+    properties = {"createdate": STAMP, "hs_object_id": object_id, modified: STAMP,
+                  **{name: None for name in requested if name}, **stored}
+    return {"id": object_id, "properties": dict(sorted(properties.items())), "createdAt": STAMP,
+            "updatedAt": STAMP, "archived": False}
 
 
 class FakeHubSpot(FakeServer):
@@ -55,10 +66,10 @@ class FakeHubSpot(FakeServer):
             contact = self.contacts.get(m[1])
             if contact is None:
                 return 404, {}, {"status": "error", "message": "Object not found.", "category": "OBJECT_NOT_FOUND"}
-            return 200, {}, {"id": m[1], "properties": contact, "archived": False}
+            return 200, {}, _crm_object(m[1], contact, path, "lastmodifieddate")
         if m := re.fullmatch(r"/crm/v3/objects/deals/(\d+)", route):
             deal = self.deals[m[1]]
-            return 200, {}, {"id": m[1], "properties": deal["properties"], "archived": False,
+            return 200, {}, {**_crm_object(m[1], deal["properties"], path, "hs_lastmodifieddate"),
                              "associations": {"contacts": {"results": [
                                  {"id": c, "type": "deal_to_contact"} for c in deal["contacts"]]}}}
         return 404, {}, {"status": "error", "message": "Not found"}
