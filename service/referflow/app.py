@@ -8,13 +8,14 @@ from dataclasses import dataclass, field
 from flask import Flask, g
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from referflow import api
+from referflow import api, observability
 from referflow.api.keycache import KeyCache
 from referflow.api.ratelimit import RateLimits
 from referflow.config import Settings
 from referflow.contract import SchemaStore
 from referflow.jobs import runner
 from referflow.services import Services
+from referflow.storage.crypto import Keyring
 from referflow.storage.db import Database
 
 
@@ -34,10 +35,12 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
     if settings.trust_proxy:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)  # type: ignore[method-assign]
-    services = WebServices(settings, Database(settings.database_url), SchemaStore(),
+    database = Database(settings.database_url, Keyring(settings.secret_keys))
+    services = WebServices(settings, database, SchemaStore(),
                            keys=KeyCache(), limits=RateLimits(settings))
     app.extensions["referflow"] = services
     app.teardown_appcontext(_close_session)
+    observability.init_app(app)  # first: the request id is bound before any other hook
     api.init_app(app)
     services.jobs = runner.init_app(app)
     logging.getLogger("referflow").setLevel(logging.INFO)

@@ -27,6 +27,8 @@ class Settings:
     database_url: str
     redis_url: str | None
     admin_token: str
+    # The key of the keyed hashes (e-mails, addresses, devices): REFERFLOW_HASH_KEY when set, else
+    # REFERFLOW_SECRET_KEY. It must never change, or stored hashes stop matching.
     secret_key: str
     public_url: str | None = None
     port: int = 8000
@@ -47,6 +49,19 @@ class Settings:
     shopify_api_base: str | None = None
     hubspot_api_base: str = "https://api.hubapi.com"
     klaviyo_api_base: str = "https://a.klaviyo.com"
+    # Observability (observability.py): gunicorn workers share request metrics through this
+    # directory (prometheus_client reads the same variable); traces go out when OTLP is set.
+    metrics_dir: str | None = None
+    tracing: bool = False
+    # Secrets at rest (storage/crypto.py): REFERFLOW_SECRET_KEY encrypts ("" = secret_key), the
+    # REFERFLOW_OLD_SECRET_KEYS still decrypt until `referflow secrets rotate` has run.
+    encryption_key: str = ""
+    old_secret_keys: tuple[str, ...] = ()
+
+    @property
+    def secret_keys(self) -> tuple[str, ...]:
+        """Return the keys of secrets at rest: the current one first, then the old ones."""
+        return (self.encryption_key or self.secret_key, *self.old_secret_keys)
 
     @property
     def embedded(self) -> bool:
@@ -77,11 +92,14 @@ class Settings:
             generated = created and not admin_token
             admin_token = admin_token or stored["admin_token"]
             secret_key = secret_key or stored["secret_key"]
+        hash_key, old_keys = _key_chain(env, secret_key)
         return cls(
             database_url=_normalise_db_url(database_url),
             redis_url=env.get("REDIS_URL") or None,
             admin_token=admin_token,
-            secret_key=secret_key,
+            secret_key=hash_key,
+            encryption_key=secret_key,
+            old_secret_keys=old_keys,
             public_url=(env.get("REFERFLOW_PUBLIC_URL") or "").rstrip("/") or None,
             port=int(env.get("PORT", "8000")),
             allow_private_webhook_urls=_flag(env, "REFERFLOW_ALLOW_PRIVATE_WEBHOOK_URLS"),
@@ -100,7 +118,26 @@ class Settings:
             shopify_api_base=env.get("REFERFLOW_SHOPIFY_API_BASE") or None,
             hubspot_api_base=env.get("REFERFLOW_HUBSPOT_API_BASE", "https://api.hubapi.com"),
             klaviyo_api_base=env.get("REFERFLOW_KLAVIYO_API_BASE", "https://a.klaviyo.com"),
+            metrics_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
+            tracing=_tracing(env),
         )
+
+
+def _key_chain(env: dict[str, str], secret_key: str) -> tuple[str, tuple[str, ...]]:
+    """Return the hashing key and the old encryption keys; a rotation must pin the hashing key."""
+    old_keys = tuple(k.strip() for k in env.get("REFERFLOW_OLD_SECRET_KEYS", "").split(",") if k.strip())
+    hash_key = env.get("REFERFLOW_HASH_KEY", "")
+    if old_keys and not hash_key:
+        raise ConfigurationError(
+            "REFERFLOW_OLD_SECRET_KEYS is set: set REFERFLOW_HASH_KEY too, to the key the stored hashes "
+            "were made with (the install's first REFERFLOW_SECRET_KEY), so that they keep matching")
+    return hash_key or secret_key, old_keys
+
+
+def _tracing(env: dict[str, str]) -> bool:
+    """Trace when an OTLP endpoint is set and the OpenTelemetry SDK is not switched off."""
+    endpoint = env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    return bool(endpoint) and not _flag(env, "OTEL_SDK_DISABLED")
 
 
 def _retention_days(raw: str) -> int:

@@ -2,6 +2,7 @@
 
     ReferflowError
     ├── ConfigurationError            settings missing or invalid at start-up
+    │   └── UnreadableSecret          a stored secret the configured keys cannot decrypt
     ├── ApiError                      a request that gets a 4xx JSON error
     │   ├── BadRequest                400 malformed input (invalid_json, too_deep, ...)
     │   ├── Unauthorized              401 missing or wrong credentials
@@ -28,6 +29,10 @@ class ReferflowError(Exception):
 
 class ConfigurationError(ReferflowError):
     """Settings are missing or invalid."""
+
+
+class UnreadableSecret(ConfigurationError):
+    """A stored secret cannot be decrypted: no key, a wrong key, or a value never encrypted."""
 
 
 class ApiError(ReferflowError):

@@ -6,6 +6,7 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
+from referflow import logs, observability
 from referflow.app import create_app
 from referflow.config import Settings
 
@@ -34,6 +35,7 @@ def _start_jobs(worker: Any) -> None:
 
 def run(settings: Settings, host: str, port: int, workers: int, threads: int) -> None:
     """Serve until interrupted."""
+    logs.configure()  # JSON lines on stderr, one per request (gunicorn's own access log stays off)
     options = {
         "bind": f"{host}:{port}",
         "workers": workers,
@@ -42,5 +44,6 @@ def run(settings: Settings, host: str, port: int, workers: int, threads: int) ->
         "accesslog": None,
         "post_worker_init": _start_jobs,
         "timeout": 30,
+        **observability.gunicorn_hooks(settings, workers),
     }
     ReferflowServer(settings, options).run()

@@ -8,6 +8,7 @@ from typing import Any, Protocol
 
 from referflow.config import Settings
 from referflow.contract import SchemaStore
+from referflow.storage.crypto import Keyring
 from referflow.storage.db import Database
 
 
@@ -30,4 +31,4 @@ class Services:
     @classmethod
     def from_settings(cls, settings: Settings) -> Services:
         """Build the services a worker or CLI command needs (no web parts)."""
-        return cls(settings, Database(settings.database_url), SchemaStore())
+        return cls(settings, Database(settings.database_url, Keyring(settings.secret_keys)), SchemaStore())

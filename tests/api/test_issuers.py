@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select, update
 
+from referflow.actions.events import public_payload
 from referflow.app import create_app
 from referflow.jobs.runner import tick
 from referflow.storage.models import OutboxEvent, Reward
@@ -64,7 +65,7 @@ def _rewards(app, referral_id):
 
 def _events(app, kind):
     with app.extensions["referflow"].db.session() as s:
-        return [e.payload for e in s.scalars(select(OutboxEvent).where(OutboxEvent.type == kind))]
+        return [public_payload(e.payload) for e in s.scalars(select(OutboxEvent).where(OutboxEvent.type == kind))]
 
 
 def test_ledger_issuer_pays_both_sides_in_the_background(wired):

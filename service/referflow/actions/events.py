@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 
 from referflow.domain.codes import new_id
 from referflow.domain.timeutil import to_rfc3339, utcnow
+from referflow.logs import current_request_id
 from referflow.storage.models import OutboxEvent
 
 EVENT_TYPES = (
@@ -15,6 +16,10 @@ EVENT_TYPES = (
     "referral.rejected", "referral.reversed", "referral.rewarded", "reward.issued",
     "reward.redeemed", "reward.failed", "advocate.tier_changed", "advocate.link_created",
 )
+# Kept beside an event, never sent or listed: the id of the request that caused it, so its
+# deliveries and their jobs can name that request (logs.py). Stored in the payload's JSON
+# because the outbox has no column for it.
+META = "_meta"
 
 # Which history actions announce which events, besides the status the referral lands in.
 ACTION_EVENTS = {"claimed": "referral.claimed", "qualified": "referral.qualified",
@@ -28,11 +33,26 @@ def emit(session: Session, program_id: str, event_type: str, data: dict[str, Any
     """Add an event to the outbox (committed with the caller's transaction)."""
     assert event_type in EVENT_TYPES, event_type
     event_id = new_id("evt")
-    row = OutboxEvent(event_id=event_id, program_id=program_id, type=event_type, payload={
-        "id": event_id, "type": event_type, "created_at": to_rfc3339(utcnow()),
-        "program_id": program_id, "data": data})
+    payload: dict[str, Any] = {"id": event_id, "type": event_type, "created_at": to_rfc3339(utcnow()),
+                               "program_id": program_id, "data": data}
+    request_id = current_request_id()
+    if request_id:
+        payload[META] = {"request_id": request_id}
+    row = OutboxEvent(event_id=event_id, program_id=program_id, type=event_type, payload=payload)
     session.add(row)
     return row
+
+
+def public_payload(payload: dict[str, Any]) -> dict[str, Any]:
+    """Return an event as subscribers see it (without what is kept beside it)."""
+    return {key: value for key, value in payload.items() if key != META}
+
+
+def request_id_of(row: OutboxEvent) -> str | None:
+    """Return the id of the request that caused an event, if one did."""
+    meta = row.payload.get(META)
+    request_id = meta.get("request_id") if isinstance(meta, dict) else None
+    return request_id if isinstance(request_id, str) else None
 
 
 def referral_event_types(action: str, from_status: str | None, to_status: str | None) -> list[str]:

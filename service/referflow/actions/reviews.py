@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import literal, select, tuple_
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -31,12 +31,20 @@ POLITE_DECLINE = ("Thanks for spreading the word! This referral did not meet the
 
 def list_reviews(session: Session, ctx: ProgramContext, limit: int,
                  after: str | None) -> list[Referral]:
-    """Return referrals waiting for review, oldest first (cursor: the last id seen)."""
+    """Return referrals waiting for review, oldest first (cursor: the last id seen).
+
+    Ids are random, so the order is by creation time, the id breaking ties; the cursor resumes
+    after the (created_at, id) of the referral it names.
+    """
     query = select(Referral).where(Referral.program_id == ctx.id,
                                    Referral.status == states.IN_REVIEW)
     if after:
-        query = query.where(Referral.id > after)
-    return list(session.scalars(query.order_by(Referral.id).limit(limit)))
+        anchor = session.scalar(select(Referral).where(Referral.program_id == ctx.id,
+                                                       Referral.id == after))
+        query = (query.where(tuple_(Referral.created_at, Referral.id)
+                             > tuple_(literal(anchor.created_at), literal(anchor.id)))
+                 if anchor is not None else query.where(Referral.id > after))
+    return list(session.scalars(query.order_by(Referral.created_at, Referral.id).limit(limit)))
 
 
 def _in_review(session: Session, ctx: ProgramContext, referral_id: str) -> Referral:

@@ -17,11 +17,12 @@ from sqlalchemy.orm import Session
 from standardwebhooks.webhooks import Webhook
 
 from referflow.actions.common import ProgramContext
-from referflow.actions.events import EVENT_TYPES
+from referflow.actions.events import EVENT_TYPES, public_payload, request_id_of
 from referflow.actions.sync import plan
 from referflow.domain.codes import new_id
 from referflow.domain.timeutil import utcnow
 from referflow.errors import BadRequest, NotFound, ValidationFailed
+from referflow.logs import current_request_id, new_request_id
 from referflow.providers import safe_http
 from referflow.storage import leases
 from referflow.storage.models import (
@@ -132,14 +133,18 @@ def _post(sub: WebhookSubscription, delivery: WebhookDelivery, event: OutboxEven
           allow_private: bool) -> tuple[int | None, str | None, int]:
     # Compact, sorted, UTF-8 (no \u escapes): JSON.stringify(JSON.parse(body)) gives it back
     # byte for byte, so no-code receivers can rebuild the signed content from the parsed body.
-    body = json.dumps(event.payload, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+    body = json.dumps(public_payload(event.payload), separators=(",", ":"), sort_keys=True,
+                      ensure_ascii=False)
+    # The request that caused the event (or the sweep that did), for the receiver's logs and ours.
+    request_id = request_id_of(event) or current_request_id() or new_request_id()
     started = time.monotonic()
     try:
         timestamp = utcnow()
         headers = {"content-type": "application/json; charset=utf-8",
                    "user-agent": "referflow-webhooks/1",
                    "webhook-id": delivery.id, "webhook-timestamp": str(int(timestamp.timestamp())),
-                   "webhook-signature": Webhook(sub.secret).sign(delivery.id, timestamp, body)}
+                   "webhook-signature": Webhook(sub.secret).sign(delivery.id, timestamp, body),
+                   "referflow-request-id": request_id}
         # Checked again at send time (DNS may have changed), and the connection goes to exactly
         # the address this check resolved: a refused URL is a failed attempt, not an exception.
         response = safe_http.post(sub.url, body.encode("utf-8"), headers, TIMEOUT, allow_private)
@@ -218,4 +223,16 @@ def latest_events(session: Session, ctx: ProgramContext, kind: str | None, limit
     query = select(OutboxEvent.payload).where(OutboxEvent.program_id == ctx.id)
     if kind is not None:
         query = query.where(OutboxEvent.type == kind)
-    return list(session.scalars(query.order_by(OutboxEvent.id.desc()).limit(limit)))
+    return [public_payload(p) for p in session.scalars(query.order_by(OutboxEvent.id.desc()).limit(limit))]
+
+
+def request_id_of_event(session: Session, outbox_id: int) -> str | None:
+    """Return the id of the request that caused an outbox event (None: none did, or no such event)."""
+    event = session.get(OutboxEvent, outbox_id)
+    return request_id_of(event) if event is not None else None
+
+
+def request_id_of_delivery(session: Session, delivery_id: str) -> str | None:
+    """Return the id of the request that caused a delivery's event."""
+    outbox_id = session.scalar(select(WebhookDelivery.outbox_id).where(WebhookDelivery.id == delivery_id))
+    return request_id_of_event(session, outbox_id) if outbox_id is not None else None

@@ -1,4 +1,4 @@
-"""One JSON error shape for every failure: {code, status, message, errors}."""
+"""One JSON error shape for every failure: {code, status, message, errors, request_id}."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
 from referflow.errors import ApiError, TooManyRequests
+from referflow.logs import current_request_id
 
 log = logging.getLogger("referflow.api")
 
@@ -22,8 +23,11 @@ HTTP_CODES = {
 
 def error_response(status: int, code: str, message: str, errors: list | None = None) -> Response:
     """Return the one error shape as a Flask response."""
-    response = jsonify({"code": code, "status": status, "message": message,
-                        "errors": errors or []})
+    body = {"code": code, "status": status, "message": message, "errors": errors or []}
+    request_id = current_request_id()  # bound for every request (observability.py)
+    if request_id:
+        body["request_id"] = request_id
+    response = jsonify(body)
     response.status_code = status
     return response
 

@@ -1,4 +1,4 @@
-"""The published contract: /openapi.json, /schemas/<name>.json, and /healthz."""
+"""The published contract (/openapi.json, /schemas/*.json); probes: /healthz, /livez, /readyz, /metrics."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify
 from sqlalchemy import text
 
-from referflow.api.operations import OPERATIONS, PUBLIC, Operation, db_session
+from referflow import observability
+from referflow.api.errors import error_response
+from referflow.api.operations import ADMIN, OPERATIONS, PUBLIC, Operation, authenticate, db_session
 from referflow.errors import NotFound
 
 bp = Blueprint("meta", __name__)
@@ -35,6 +37,30 @@ def healthz() -> Response:
     return jsonify({"status": "ok"})
 
 
+@bp.get("/livez")
+def livez() -> Response:
+    """Answer 200 while the process serves requests (no dependency is checked)."""
+    return jsonify({"status": "ok"})
+
+
+@bp.get("/readyz")
+def readyz() -> Response:
+    """Answer 200 when the database, its migrations and Redis are ready; else 503 naming what is not."""
+    checks = observability.readiness(current_app)
+    failing = observability.not_ready(checks)
+    if failing:
+        return error_response(503, "not_ready", f"not ready: {', '.join(failing)}",
+                              [{"check": name, "state": checks[name]} for name in failing])
+    return jsonify({"status": "ready", "checks": checks})
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    """Serve the Prometheus metrics (admin token)."""
+    authenticate(ADMIN)
+    return observability.metrics_response()
+
+
 def openapi_document() -> dict[str, Any]:
     """Build the OpenAPI 3.1 document from the operation table."""
     paths: dict[str, dict[str, Any]] = {}
@@ -49,7 +75,8 @@ def openapi_document() -> dict[str, Any]:
         "components": {
             "securitySchemes": {
                 "apiKey": {"type": "http", "scheme": "bearer",
-                           "description": "A program API key"},
+                           "description": "A program API key; its scopes (read, write, "
+                           "admin-of-program) name what it may call"},
                 "adminToken": {"type": "http", "scheme": "bearer",
                                "description": "REFERFLOW_ADMIN_TOKEN"},
             },
@@ -82,7 +109,8 @@ def _operation(op: Operation) -> dict[str, Any]:
         out["requestBody"] = {"required": True,
                               "content": {"application/json": {"schema": _ref(op.request)}}}
     if op.auth != PUBLIC:
-        out["security"] = [{"adminToken" if op.auth == "admin" else "apiKey": []}]
+        # An API key's operations name the scope they need (OpenAPI 3.1 allows role names here).
+        out["security"] = [{"adminToken": []} if op.auth == "admin" else {"apiKey": [str(op.scope)]}]
     ok: dict[str, Any] = {"description": "Success"}
     if op.response:
         schema: dict[str, Any] = _ref(op.response)

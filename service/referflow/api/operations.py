@@ -14,12 +14,14 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from referflow.actions import idempotency
 from referflow.actions.common import Actor, ProgramContext
-from referflow.actions.programs import program_for_key
+from referflow.actions.programs import key_owner, record_key_use
 from referflow.api.ratelimit import key_prefix
 from referflow.domain.hashing import sha256_hex
 from referflow.domain.program import ProgramConfig
-from referflow.errors import ApiError, BadRequest, Unauthorized, UnsupportedMediaType
+from referflow.domain.scopes import Scope, allows, method_scope
+from referflow.errors import ApiError, BadRequest, Forbidden, Unauthorized, UnsupportedMediaType
 from referflow.jsonbody import ascii_digits, loads_strict
+from referflow.observability import note_caller
 
 ADMIN, PROGRAM, PUBLIC = "admin", "program", "public"
 
@@ -40,6 +42,7 @@ class Operation:
     query: tuple[str, ...] = field(default_factory=tuple)
     also: tuple[int, ...] = field(default_factory=tuple)  # other success statuses it answers
     outcomes: bool = False  # honours ``Prefer: outcome=explicit`` (ordinary events answer 200)
+    scope: Scope | None = None  # what a program key needs (domain/scopes.py); None off PROGRAM
 
     @property
     def path(self) -> str:
@@ -56,6 +59,8 @@ class Caller:
 
     actor: Actor
     program: ProgramContext | None = None
+    scopes: frozenset[str] = frozenset()
+    key_prefix: str | None = None  # the API key's first characters (for logs), never the key
 
     @property
     def ctx(self) -> ProgramContext:
@@ -71,16 +76,22 @@ def operation(bp: Blueprint, operation_id: str, method: str, rule: str, *, summa
               response: str | None, request_schema: str | None = None, status: int = 200,
               auth: str = PROGRAM, tag: str = "referrals",
               query: tuple[str, ...] = (), also: tuple[int, ...] = (),
-              outcomes: bool = False) -> Callable[[View], View]:
-    """Declare an operation: route, auth, body validation, idempotency, JSON response."""
+              outcomes: bool = False, scope: Scope | None = None) -> Callable[[View], View]:
+    """Declare an operation: route, auth, scope, body validation, idempotency, JSON response.
+
+    A program operation needs scope ``read`` for GET and ``write`` otherwise, unless told.
+    """
+    needed = (scope or method_scope(method)) if auth == PROGRAM else None
     op = Operation(operation_id, method, rule, summary, auth, response, request_schema,
-                   status, tag, query, also, outcomes)
+                   status, tag, query, also, outcomes, needed)
     OPERATIONS.append(op)
 
     def decorate(fn: View) -> View:
         @wraps(fn)
         def view(**path_args: Any) -> BaseResponse:
             caller = authenticate(op.auth)
+            note_caller(caller.program.id if caller.program else None, caller.key_prefix)
+            require_scope(caller, op)
             body = parse_body(op.request) if op.request else None
             explicit = op.outcomes and prefers_explicit_outcome()
 
@@ -215,6 +226,14 @@ def authenticate(auth: str) -> Caller:
         raise
 
 
+def require_scope(caller: Caller, op: Operation) -> None:
+    """Refuse (403) an API key whose scopes do not include what the operation needs."""
+    if op.scope is not None and not allows(caller.scopes, op.scope):
+        have = ", ".join(sorted(caller.scopes)) or "none"
+        raise Forbidden(f"API key {caller.key_prefix}… has scopes {have}; {op.operation_id} "
+                        f"needs {op.scope}", code="insufficient_scope")
+
+
 def limit_public(item_name: str, *keys: str) -> None:
     """Count a public request against its per-address limit (429 when over)."""
     limits = current_app.extensions["referflow"].limits
@@ -230,14 +249,12 @@ def _verify(auth: str, token: str) -> Caller:
     key_hash = sha256_hex(token)
     cached = services.keys.get(key_hash)
     if cached is None:
-        found = program_for_key(db_session(), token)
-        if found is None:
-            raise Unauthorized("invalid API key", code="invalid_credentials")
-        services.keys.put(key_hash, found[0], found[1].id)
-        cached = services.keys.get(key_hash)
+        cached = services.keys.put(key_hash, *key_owner(db_session(), token))
+    if services.keys.touch_due(cached.key_id):
+        record_key_use(db_session(), cached.key_id)
     ctx = ProgramContext(cached.program, ProgramConfig.from_dict(cached.program.config),
                          services.settings.secret_key)
-    return Caller(Actor("api_key", cached.key_id), ctx)
+    return Caller(Actor("api_key", cached.key_id), ctx, cached.scopes, cached.prefix)
 
 
 def parse_body(schema: str) -> Any:

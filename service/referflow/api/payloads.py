@@ -39,7 +39,15 @@ def program(row: Program) -> dict[str, Any]:
 def api_key(row: ApiKey, secret: str) -> dict[str, Any]:
     """Dump a freshly created API key, with its secret (shown once)."""
     return {"id": row.id, "program_id": row.program_id, "prefix": row.prefix,
-            "label": row.label, "key": secret, "created_at": to_rfc3339(row.created_at)}
+            "label": row.label, "scopes": row.scopes, "key": secret,
+            "created_at": to_rfc3339(row.created_at)}
+
+
+def api_key_info(row: ApiKey) -> dict[str, Any]:
+    """Dump an API key without its secret: prefix, scopes, last use, revocation."""
+    return {"id": row.id, "program_id": row.program_id, "prefix": row.prefix, "label": row.label,
+            "scopes": row.scopes, "created_at": to_rfc3339(row.created_at),
+            "last_used_at": to_rfc3339(row.last_used_at), "revoked_at": to_rfc3339(row.revoked_at)}
 
 
 def link(advocate: Advocate, code: ReferralCode, created: bool) -> dict[str, Any]:

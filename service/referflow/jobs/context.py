@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from referflow import logs, observability
 from referflow.config import Settings
 from referflow.services import Services
 
@@ -17,6 +18,9 @@ def use(services: Services) -> None:
 def services() -> Services:
     """Return this process's services, building them from the environment on first use."""
     global _services
-    if _services is None:
-        _services = Services.from_settings(Settings.from_env())
+    if _services is None:  # a worker process (`referflow worker`): its logs are JSON lines too
+        settings = Settings.from_env()
+        logs.configure()
+        observability.prepare_metrics_dir(settings)
+        _services = Services.from_settings(settings)
     return _services

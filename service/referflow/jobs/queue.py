@@ -7,13 +7,14 @@ from collections.abc import Callable
 from typing import Any
 
 from redis import Redis
-from rq import Queue
+from rq import Queue, get_current_job
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
+from referflow.logs import current_request_id
 from referflow.services import JobQueue
 
-__all__ = ["InlineQueue", "JobQueue", "RqQueue"]
+__all__ = ["InlineQueue", "JobQueue", "RqQueue", "enqueued_request_id", "rq_connection"]
 
 log = logging.getLogger("referflow.jobs")
 QUEUE_NAME = "referflow"
@@ -50,4 +51,16 @@ class RqQueue:
         except NoSuchJobError:
             pass
         self.queue.enqueue(func, *args, job_id=job_id, result_ttl=600, failure_ttl=86400,
-                           job_timeout=60)
+                           job_timeout=60, meta={"request_id": current_request_id()})
+
+
+def rq_connection() -> Redis | None:
+    """Return the Redis of the rq job running now (None outside an rq worker)."""
+    job = get_current_job()
+    return job.connection if job is not None else None
+
+
+def enqueued_request_id() -> str | None:
+    """Return the request id the running job was enqueued under (inline jobs run under it)."""
+    job = get_current_job()
+    return job.meta.get("request_id") if job is not None else current_request_id()

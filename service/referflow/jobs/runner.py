@@ -29,6 +29,7 @@ from referflow.jobs.tasks import (
     process_outbox_event,
     sync_to_provider,
 )
+from referflow.logs import new_request_id, request_id_bound
 from referflow.services import Services
 
 log = logging.getLogger("referflow.jobs")
@@ -66,9 +67,10 @@ def dispatch(services: Services, queue: JobQueue) -> int:
 
 
 def tick(services: Services, queue: JobQueue) -> None:
-    """Run one round of periodic work."""
-    sweep(services)
-    dispatch(services, queue)
+    """Run one round of periodic work (under a request id of its own, for what it causes)."""
+    with request_id_bound(new_request_id()):
+        sweep(services)
+        dispatch(services, queue)
 
 
 def prune_expired(services: Services) -> dict[str, int]:

@@ -11,6 +11,9 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from referflow.storage.crypto import Keyring
+from referflow.storage.types import use_keyring
+
 
 def make_engine(url: str) -> Engine:
     """Create an engine tuned for the backend behind ``url``."""
@@ -37,12 +40,29 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
-class Database:
-    """One engine and its session factory."""
+def compact_sqlite(url: str) -> None:
+    """Rewrite a SQLite file without free pages and empty its WAL.
 
-    def __init__(self, url: str):
+    Rows rewritten in place (encrypted, re-encrypted) leave their old bytes in free pages and
+    in the write-ahead log until then; a copy of the file would still hold them.
+    """
+    engine = make_engine(url)
+    try:
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("VACUUM")
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        engine.dispose()
+
+
+class Database:
+    """One engine and its session factory; ``keyring`` reads and writes the secret columns."""
+
+    def __init__(self, url: str, keyring: Keyring | None = None):
         self.url = url
         self.engine = make_engine(url)
+        if keyring is not None:
+            use_keyring(self.engine, keyring)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager

@@ -21,7 +21,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from referflow.domain.referral import ReferralStatus
 from referflow.domain.timeutil import utcnow
-from referflow.storage.types import BigIntPK, UTCDateTime
+from referflow.storage.types import BigIntPK, EncryptedJSON, EncryptedText, UTCDateTime
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -64,7 +64,7 @@ class ProgramConfigVersion(Base):
 
 
 class ApiKey(Base):
-    """A program API key; only its SHA-256 is stored."""
+    """A program API key; only its SHA-256 is stored, and its first characters to name it."""
 
     __tablename__ = "api_keys"
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -72,8 +72,10 @@ class ApiKey(Base):
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     prefix: Mapped[str] = mapped_column(String(16))
     label: Mapped[str | None] = mapped_column(String(200))
+    scopes: Mapped[list[str]] = mapped_column(JSON)  # domain/scopes.py
     created_at: Mapped[datetime] = mapped_column(default=_now)
     revoked_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]  # to the minute: written at most once a minute
 
 
 class Advocate(Base):
@@ -302,7 +304,9 @@ class IdempotencyRecord(Base):
     key: Mapped[str] = mapped_column(String(255))
     request_hash: Mapped[str] = mapped_column(String(64))
     status_code: Mapped[int] = mapped_column(Integer)
-    response: Mapped[dict[str, Any]]
+    # Encrypted: the first answer of createProgram, createApiKey or createWebhookSubscription
+    # carries a secret, replayed as it was.
+    response: Mapped[dict[str, Any]] = mapped_column(EncryptedJSON("idempotency_keys.response"))
     created_at: Mapped[datetime] = mapped_column(default=_now)
 
 
@@ -329,7 +333,7 @@ class WebhookSubscription(Base):
     program_id: Mapped[str] = mapped_column(ForeignKey("programs.id"), index=True)
     url: Mapped[str] = mapped_column(String(2000))
     events: Mapped[list[Any]]
-    secret: Mapped[str] = mapped_column(String(100))
+    secret: Mapped[str] = mapped_column(EncryptedText("webhook_subscriptions.secret"))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     failing_since: Mapped[datetime | None]
     disabled_reason: Mapped[str | None] = mapped_column(String(200))
@@ -417,13 +421,15 @@ class Reward(Base):
 
 
 class ProviderConfig(Base):
-    """A provider's settings for one program; secrets and credentials are never returned."""
+    """A provider's settings for one program; secrets and credentials are encrypted, never returned."""
 
     __tablename__ = "provider_configs"
     program_id: Mapped[str] = mapped_column(ForeignKey("programs.id"), primary_key=True)
     provider: Mapped[str] = mapped_column(String(20), primary_key=True)
-    webhook_secrets: Mapped[list[Any]] = mapped_column(default=list)
-    credentials: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    webhook_secrets: Mapped[list[Any]] = mapped_column(
+        EncryptedJSON("provider_configs.webhook_secrets"), default=list)
+    credentials: Mapped[dict[str, Any]] = mapped_column(
+        EncryptedJSON("provider_configs.credentials"), default=dict)
     settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
     updated_at: Mapped[datetime] = mapped_column(default=_now)
 
