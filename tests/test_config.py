@@ -73,3 +73,11 @@ def test_the_readme_configuration_table_names_every_variable_settings_read():
     documented = _documented_variables()
     assert read - documented == set(), "add these to README \"Configuration (environment)\""
     assert documented - read == set(), "the README documents variables config.py never reads"
+
+
+@pytest.mark.parametrize("name", ["REFERFLOW_ADMIN_TOKEN", "REFERFLOW_SECRET_KEY"])
+def test_the_example_env_files_placeholders_are_refused(name):
+    env = {"DATABASE_URL": "postgresql://db/referflow", "REFERFLOW_ADMIN_TOKEN": "rfadm_real_token_value",
+           "REFERFLOW_SECRET_KEY": "a" * 64, name: "change-me"}
+    with pytest.raises(ConfigurationError, match=name):
+        Settings.from_env(env)

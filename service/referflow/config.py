@@ -20,6 +20,9 @@ def _flag(env: dict[str, str], name: str, default: bool = False) -> bool:
     return default if raw is None else raw.strip().lower() in _TRUE
 
 
+PLACEHOLDERS = {"change-me", "changeme", "secret", "password"}
+
+
 @dataclass(frozen=True)
 class Settings:
     """Runtime settings for one referflow process."""
@@ -82,6 +85,12 @@ class Settings:
         admin_token = env.get("REFERFLOW_ADMIN_TOKEN", "")
         secret_key = env.get("REFERFLOW_SECRET_KEY", "")
         generated = False
+        placeholders = [name for name in ("REFERFLOW_ADMIN_TOKEN", "REFERFLOW_SECRET_KEY",
+                                          "REFERFLOW_HASH_KEY")
+                        if env.get(name, "").strip().lower() in PLACEHOLDERS]
+        if placeholders:  # .env.example's values copied as they are: refuse to run on them
+            raise ConfigurationError(f"{', '.join(placeholders)} still hold the example value "
+                                     "'change-me': set real secrets (README, Production)")
         if not (admin_token and secret_key):
             if not embedded:
                 raise ConfigurationError(
