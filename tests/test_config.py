@@ -61,8 +61,8 @@ def test_retention_defaults_to_400_days(tmp_path):
 
 
 def _documented_variables() -> set[str]:
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    section = readme.split("## Configuration (environment)", 1)[1].split("\n## ", 1)[0]
+    page = (Path(__file__).resolve().parents[1] / "docs/configuration.md").read_text()
+    section = page.split("# Configuration (environment)", 1)[1].split("\n## ", 1)[0]
     first_cells = [line.split("|")[1] for line in section.splitlines() if line.startswith("| `")]
     return {name for cell in first_cells for name in re.findall(r"`([A-Z][A-Z0-9_]+)`", cell)}
 
@@ -71,8 +71,8 @@ def test_the_readme_configuration_table_names_every_variable_settings_read():
     source = (Path(__file__).resolve().parents[1] / "service/referflow/config.py").read_text()
     read = set(re.findall(r'"([A-Z][A-Z0-9_]{2,})"', source))  # config.py: the one reader of env
     documented = _documented_variables()
-    assert read - documented == set(), "add these to README \"Configuration (environment)\""
-    assert documented - read == set(), "the README documents variables config.py never reads"
+    assert read - documented == set(), "add these to docs/configuration.md"
+    assert documented - read == set(), "docs/configuration.md documents variables config.py never reads"
 
 
 @pytest.mark.parametrize("name", ["REFERFLOW_ADMIN_TOKEN", "REFERFLOW_SECRET_KEY"])

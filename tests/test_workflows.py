@@ -208,7 +208,7 @@ def _n8n() -> Path | None:
 
 @pytest.mark.slow
 @pytest.mark.skipif(_n8n() is None, reason="n8n is not installed in ~/.cache/referflow-n8n: "
-                    "real-n8n import is NOT tested (see README, 'n8n workflow pack')")
+                    "real-n8n import is NOT tested (see docs/workflows.md)")
 def test_every_workflow_and_rendered_variant_imports_into_real_n8n(tmp_path):
     rendered = pack.render({**CLIENT, "providers": ["stripe", "shopify", "hubspot", "klaviyo"]},
                            tmp_path / "rendered")

@@ -78,7 +78,7 @@ def _create_program(settings: Settings, name: str, config: dict[str, Any]) -> di
 @programs.command("create")
 @click.option("--name", required=True)
 @click.option("--landing-url", help="Where share links send friends (absolute http(s) URL); every "
-              "other rule takes its default (README \"Program config\")")
+              "other rule takes its default (docs/referrals.md, \"Program config\")")
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False),
               help="JSON file with the program config (program.schema.json); --landing-url, if "
               "given too, replaces its landing_url")

@@ -90,7 +90,7 @@ class Settings:
                         if env.get(name, "").strip().lower() in PLACEHOLDERS]
         if placeholders:  # .env.example's values copied as they are: refuse to run on them
             raise ConfigurationError(f"{', '.join(placeholders)} still hold the example value "
-                                     "'change-me': set real secrets (README, Production)")
+                                     "'change-me': set real secrets (docs/production.md)")
         if not (admin_token and secret_key):
             if not embedded:
                 raise ConfigurationError(
