@@ -43,6 +43,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from referflow.nodes import load_specs
+from referflow.workflow_graph import drop_nodes
 
 NODE_TYPE = "n8n-nodes-referflow.referflow"
 NODE_VERSION = 1
@@ -671,7 +672,7 @@ def _receiver(workflow: dict[str, Any], webhook: dict[str, Any], credential: dic
     events = _events(workflow, webhook["name"], known_events)
     if not events:
         raise NativeFlavourError("the workflow names no referflow event type to subscribe to")
-    _remove(workflow, set(checks) | refusals | set(responds))
+    drop_nodes(workflow, set(checks) | refusals | set(responds))
     respond_mode = "onReceived" if params.get("responseMode", "onReceived") == "onReceived" else "lastNode"
     trigger = _replace(webhook, {"events": events, "respond": respond_mode, "output": "request"},
                        TRIGGER_TYPE, TRIGGER_VERSION, credential)
@@ -703,39 +704,6 @@ def _events(workflow: dict[str, Any], start: str, known: list[str]) -> list[str]
         if name in nodes:
             quoted.update(re.findall(r"['\"`]([a-z_]+\.[a-z_]+)['\"`]", _text(nodes[name])))
     return [e for e in known if e in quoted]
-
-
-def _remove(workflow: dict[str, Any], names: set[str]) -> None:
-    """Remove nodes: what fed one passes on to what its first output fed (a removed step in a
-    chain); other connections to removed nodes go."""
-    old = workflow["connections"]
-
-    def passed_on(name: str, seen: frozenset[str]) -> list[dict[str, Any]]:
-        outputs = (old.get(name) or {}).get("main") or [[]]
-        found: list[dict[str, Any]] = []
-        for target in outputs[0]:
-            if target["node"] not in names:
-                found.append(target)
-            elif target["node"] not in seen:
-                found += passed_on(target["node"], seen | {target["node"]})
-        return found
-
-    workflow["nodes"] = [n for n in workflow["nodes"] if n["name"] not in names]
-    connections = {}
-    for source, outs in old.items():
-        if source in names:
-            continue
-        rewired = []
-        for targets in outs.get("main", []):
-            kept: list[dict[str, Any]] = []
-            for target in targets:
-                for t in ([target] if target["node"] not in names
-                          else passed_on(target["node"], frozenset({target["node"]}))):
-                    if t not in kept:
-                        kept.append(t)
-            rewired.append(kept)
-        connections[source] = {**outs, "main": rewired}
-    workflow["connections"] = connections
 
 
 def _settings_node(workflow: dict[str, Any]) -> dict[str, Any] | None:
@@ -779,7 +747,7 @@ def _drop_settings(workflow: dict[str, Any], names: set[str]) -> None:
     if kept:
         node["parameters"]["assignments"]["assignments"] = kept
     else:
-        _remove(workflow, {SETTINGS})
+        drop_nodes(workflow, {SETTINGS})
 
 
 def _add_note(workflow: dict[str, Any], credential: str, calls: bool, base_url: Any, triggers: list[str]) -> None:

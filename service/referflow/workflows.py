@@ -24,6 +24,7 @@ from referflow import native_flavour
 from referflow.contract import SchemaStore, schemas_dir
 from referflow.domain.money import EXPONENTS
 from referflow.providers.issuers import STRIPE_EXPONENTS
+from referflow.workflow_graph import drop_nodes
 
 NAMESPACE = uuid.UUID("6f1b1d52-86a5-4d8e-9d0c-2a7f1d3b5e10")
 # Credential placeholders in the pack (by credential id) -> the client file's credential key.
@@ -75,7 +76,7 @@ def render(client: dict[str, Any], out: Path, source: Path | None = None) -> lis
         workflow = json.loads((source / entry["file"]).read_text())
         for provider, names in entry.get("optional_nodes", {}).items():
             if provider not in used:
-                _drop_nodes(workflow, set(names))
+                drop_nodes(workflow, set(names))
         chosen.append((entry["file"], workflow))
     # The client's error workflow, if the pack has one: its id is the client's own.
     error_id = (error_workflow_id(client["client"])
@@ -97,36 +98,6 @@ def is_error_workflow(workflow: dict[str, Any]) -> bool:
 def error_workflow_id(slug: str) -> str:
     """The id of a client's error workflow: deterministic, 16 letters and digits (n8n's limit)."""
     return "rf" + uuid.uuid5(NAMESPACE, f"{slug}/error-workflow").hex[:14]
-
-
-def _drop_nodes(workflow: dict[str, Any], names: set[str]) -> None:
-    """Remove the named nodes; a dropped step in a chain passes on to what its first output fed."""
-    old = workflow["connections"]
-
-    def passed_on(name: str, seen: frozenset[str]) -> list[dict[str, Any]]:
-        outputs = old.get(name, {}).get("main") or [[]]
-        targets: list[dict[str, Any]] = []
-        for target in outputs[0]:
-            if target["node"] not in names:
-                targets.append(target)
-            elif target["node"] not in seen:
-                targets += passed_on(target["node"], seen | {target["node"]})
-        return targets
-
-    workflow["nodes"] = [n for n in workflow["nodes"] if n["name"] not in names]
-    connections = {k: v for k, v in old.items() if k not in names}
-    for outputs in connections.values():
-        rewired = []
-        for targets in outputs["main"]:
-            kept: list[dict[str, Any]] = []
-            for target in targets:
-                for t in ([target] if target["node"] not in names
-                          else passed_on(target["node"], frozenset({target["node"]}))):
-                    if t not in kept:
-                        kept.append(t)
-            rewired.append(kept)
-        outputs["main"] = rewired
-    workflow["connections"] = connections
 
 
 def _apply_client(workflow: dict[str, Any], client: dict[str, Any], file: str,
