@@ -19,6 +19,10 @@ from referflow.errors import ValidationFailed
 FORMATS = FormatChecker()
 
 
+# The preference that turns an ordinary "nothing to do" into 200 with an outcome (RFC 7240
+# ``Prefer``): honoured by the API (api/operations.py), sent by the workflows and the nodes.
+PREFER_OUTCOME = "outcome=explicit"
+
 def _strict_integer(_checker: object, value: object) -> bool:
     # JSON Schema counts 1000.0 as an integer; money in minor units must be a real integer.
     return isinstance(value, int) and not isinstance(value, bool)

@@ -42,8 +42,15 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
+from referflow.contract import PREFER_OUTCOME
 from referflow.nodes import load_specs
-from referflow.workflow_graph import drop_nodes
+from referflow.workflow_graph import (
+    SETTINGS,
+    drop_nodes,
+    settings_assignments,
+    settings_node,
+    settings_values,
+)
 
 NODE_TYPE = "n8n-nodes-referflow.referflow"
 NODE_VERSION = 1
@@ -56,7 +63,6 @@ RESPOND = "n8n-nodes-base.respondToWebhook"
 STOP = "n8n-nodes-base.stopAndError"
 AGGREGATE = "n8n-nodes-base.aggregate"
 STICKY = "n8n-nodes-base.stickyNote"
-SETTINGS = "Settings"
 BASE_URL_SETTING = "referflow_base_url"
 # The pack's credential of referflow (workflows.CREDENTIALS), for a trigger in a workflow without
 # a referflow call to take it from.
@@ -70,7 +76,7 @@ HTTP_PARAMETERS = {"method", "url", "authentication", "genericAuthType", "nodeCr
                    "specifyHeaders", "headerParameters", "sendBody", "contentType", "specifyBody", "jsonBody",
                    "sendQuery", "specifyQuery", "queryParameters", "options"}
 # Headers the Referflow node sends itself (Prefer: on every operation whose API honours it).
-OWN_HEADERS = {"prefer": "outcome=explicit", "content-type": "application/json", "accept": "application/json"}
+OWN_HEADERS = {"prefer": PREFER_OUTCOME, "content-type": "application/json", "accept": "application/json"}
 # The Standard Webhooks checks the Referflow Trigger makes itself (TOLERANCE_SECONDS: 300).
 CHECKED_HEADERS = ("webhook-signature", "webhook-timestamp")
 TRIGGER_TOLERANCE_SECONDS = 300
@@ -557,7 +563,7 @@ def to_native(workflow: dict[str, Any], specs: list[dict[str, Any]] | None = Non
     if not calls and not receivers:
         return out
     read_before = _settings_read(out)
-    base_url = _setting(out, BASE_URL_SETTING) if calls else None
+    base_url = settings_values(out).get(BASE_URL_SETTING) if calls else None
     credential = next((dict(c) for n in calls for c in (n.get("credentials") or {}).values()), PACK_CREDENTIAL)
     for node in calls:
         native, op = convert_call(node, ops)
@@ -655,7 +661,7 @@ def _receiver(workflow: dict[str, Any], webhook: dict[str, Any], credential: dic
                                  "equivalent (it receives POSTs)")
     nodes = _nodes(workflow)
     checks = _checks_after(workflow, webhook["name"])
-    tolerance = _setting(workflow, "timestamp_tolerance_seconds")
+    tolerance = settings_values(workflow).get("timestamp_tolerance_seconds")
     if tolerance is not None and int(tolerance) != TRIGGER_TOLERANCE_SECONDS:
         raise NativeFlavourError(f"the workflow accepts timestamps {tolerance} s from now, the Referflow Trigger "
                                  f"{TRIGGER_TOLERANCE_SECONDS} s")
@@ -706,28 +712,14 @@ def _events(workflow: dict[str, Any], start: str, known: list[str]) -> list[str]
     return [e for e in known if e in quoted]
 
 
-def _settings_node(workflow: dict[str, Any]) -> dict[str, Any] | None:
-    return next((n for n in workflow["nodes"] if n.get("name") == SETTINGS), None)
-
-
-def _assignments(node: dict[str, Any]) -> list[dict[str, Any]]:
-    found = node.get("parameters", {}).get("assignments", {}).get("assignments", [])
-    return [a for a in found if isinstance(a, dict)] if isinstance(found, list) else []
-
-
-def _setting(workflow: dict[str, Any], name: str) -> Any:
-    node = _settings_node(workflow)
-    return next((a.get("value") for a in _assignments(node) if a.get("name") == name), None) if node else None
-
-
 def _settings_read(workflow: dict[str, Any]) -> set[str]:
     """The Settings values some node reads (sticky notes are no readers; a value another Settings
     value is built from is read when that one is)."""
-    node = _settings_node(workflow)
+    node = settings_node(workflow)
     if node is None:
         return set()
     others = " ".join(_text(n) for n in workflow["nodes"] if n is not node and n.get("type") != STICKY)
-    items = {str(a.get("name")): str(a.get("value")) for a in _assignments(node)}
+    items = {name: str(value) for name, value in settings_values(workflow).items()}
     read = {name for name in items if re.search(r"\b" + re.escape(name) + r"\b", others)}
     while True:
         more = {name for name in items if name not in read
@@ -740,10 +732,10 @@ def _settings_read(workflow: dict[str, Any]) -> set[str]:
 def _drop_settings(workflow: dict[str, Any], names: set[str]) -> None:
     """Remove the Settings values that were read and are not any more (the base URL, now in the
     credential; the signing key, now the trigger's); the Settings node too when it holds nothing else."""
-    node = _settings_node(workflow)
+    node = settings_node(workflow)
     if node is None or not names:
         return
-    kept = [a for a in _assignments(node) if a.get("name") not in names]
+    kept = [a for a in settings_assignments(workflow) if a.get("name") not in names]
     if kept:
         node["parameters"]["assignments"]["assignments"] = kept
     else:

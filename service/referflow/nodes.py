@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from referflow.contract import SchemaStore
+from referflow.contract import PREFER_OUTCOME, SchemaStore
 from referflow.errors import ValidationFailed
 
 # JSON Schema type (and format) of a request property -> the spec field type it maps to. A
@@ -22,7 +22,6 @@ FIELD_TYPES = {("string", None): "string", ("string", "date-time"): "datetime",
                ("integer", None): "integer", ("boolean", None): "boolean"}
 # The request header with which an operation answers ordinary "nothing to do" events with 200
 # and an outcome instead of an error (OpenAPI parameter ``Prefer``, value ``outcome=explicit``).
-PREFER_OUTCOME = "outcome=explicit"
 
 
 def specs_dir() -> Path:

@@ -16,15 +16,14 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from referflow import native_flavour
-from referflow.contract import SchemaStore, schemas_dir
+from referflow.contract import PREFER_OUTCOME, SchemaStore, schemas_dir
 from referflow.domain.money import EXPONENTS
 from referflow.providers.issuers import STRIPE_EXPONENTS
-from referflow.workflow_graph import drop_nodes
+from referflow.workflow_graph import drop_nodes, set_settings, settings_values
 
 NAMESPACE = uuid.UUID("6f1b1d52-86a5-4d8e-9d0c-2a7f1d3b5e10")
 # Credential placeholders in the pack (by credential id) -> the client file's credential key.
@@ -48,7 +47,6 @@ WORKFLOW_ID = re.compile(r"^[A-Za-z0-9]{1,16}$")
 # The settings every workflow but the error workflow carries besides ``errorWorkflow``: n8n keeps
 # its failed executions whatever the instance's EXECUTIONS_DATA_SAVE_ON_ERROR says.
 KEEP_FAILED = {"saveDataErrorExecution": "all"}
-PREFER_OUTCOME = "outcome=explicit"
 
 
 def pack_dir() -> Path:
@@ -125,25 +123,6 @@ def _apply_client(workflow: dict[str, Any], client: dict[str, Any], file: str,
             key = CREDENTIALS.get(credential["id"])
             if key and names.get(key):
                 credential["name"] = names[key]
-
-
-def _settings_assignments(workflow: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    """Yield the assignments (``{name, value, ...}``) of the workflow's Settings node."""
-    for node in workflow["nodes"]:
-        if node.get("name") == "Settings":
-            items = node.get("parameters", {}).get("assignments", {}).get("assignments", [])
-            yield from (item for item in items if isinstance(item, dict))
-
-
-def settings_values(workflow: dict[str, Any]) -> dict[str, Any]:
-    """Return the values the workflow's Settings node holds, by name."""
-    return {str(item.get("name")): item.get("value") for item in _settings_assignments(workflow)}
-
-
-def set_settings(workflow: dict[str, Any], values: dict[str, str]) -> None:
-    """Set values the workflow's Settings node holds (those it does not hold are left out)."""
-    for item in _settings_assignments(workflow):
-        item["value"] = values.get(item["name"], item["value"])
 
 
 def check(directory: Path, openapi: dict[str, Any]) -> list[str]:

@@ -10,6 +10,7 @@ from sqlalchemy import text
 from referflow import observability
 from referflow.api.errors import error_response
 from referflow.api.operations import ADMIN, OPERATIONS, PUBLIC, Operation, authenticate, db_session
+from referflow.contract import PREFER_OUTCOME
 from referflow.errors import NotFound
 
 bp = Blueprint("meta", __name__)
@@ -101,7 +102,7 @@ def _operation(op: Operation) -> dict[str, Any]:
                        "description": "Same key and body replays the first response"})
     if op.outcomes:
         params.append({"name": "Prefer", "in": "header", "required": False,
-                       "schema": {"type": "string", "enum": ["outcome=explicit"]},
+                       "schema": {"type": "string", "enum": [PREFER_OUTCOME]},
                        "description": "outcome=explicit: an ordinary event with nothing to do "
                        "(no code, a customer nobody referred...) is answered 200 with an outcome "
                        "instead of an error; see the nothing-to-do schema"})

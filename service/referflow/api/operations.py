@@ -16,6 +16,7 @@ from referflow.actions import idempotency
 from referflow.actions.common import Actor, ProgramContext
 from referflow.actions.programs import key_owner, record_key_use
 from referflow.api.ratelimit import key_prefix
+from referflow.contract import PREFER_OUTCOME
 from referflow.domain.hashing import sha256_hex
 from referflow.domain.program import ProgramConfig
 from referflow.domain.scopes import Scope, allows, method_scope
@@ -128,7 +129,6 @@ def _result(op: Operation, returned: Any) -> tuple[dict[str, Any], int]:
     return returned, op.status
 
 
-PREFER_OUTCOME = "outcome=explicit"
 
 
 def prefers_explicit_outcome() -> bool:
