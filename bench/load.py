@@ -57,7 +57,7 @@ def served(cmd: list[str], port: int, env: dict[str, str], cwd: Path):
                 break
             except requests.RequestException:
                 time.sleep(0.1)
-        yield
+        yield proc
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -83,12 +83,13 @@ def test_reward_workflow_verifies_referflow_webhooks_then_calls_klaviyo_and_hubs
     with FakeKlaviyo() as klaviyo, FakeHubSpot() as hubspot, live_server(
             database_url, tmp_path, REFERFLOW_ALLOW_PRIVATE_WEBHOOK_URLS="true") as base:
         hubspot.properties.add("referral_status")
-        _, session = live_program(base, {**PROGRAM_CONFIG, "hold_days": 0}, name="n8n")
+        key, session = live_program(base, {**PROGRAM_CONFIG, "hold_days": 0}, name="n8n")
         hook = f"http://127.0.0.1:{port}/webhook/{path}"
         sub = session.post(f"{base}/v1/webhooks", timeout=10, json={
             "url": hook, "events": ["referral.approved", "reward.issued"]}).json()
         n8n = N8n(tmp_path / "n8n")
         n8n.import_credentials([
+            _credential(variant, "referflow", "httpHeaderAuth", {"name": "Authorization", "value": f"Bearer {key}"}),
             _credential(variant, "klaviyo", "httpHeaderAuth",
                         {"name": "Authorization", "value": f"Klaviyo-API-Key {API_KEY}"}),
             _credential(variant, "hubspot_token", "httpHeaderAuth",
@@ -96,7 +97,7 @@ def test_reward_workflow_verifies_referflow_webhooks_then_calls_klaviyo_and_hubs
         text = _workflow_text("reward-fulfilment.json", variant, tmp_path)
         workflow = json.loads(text.replace("https://a.klaviyo.com", klaviyo.base)
                               .replace("https://api.hubapi.com", hubspot.base))
-        pack.set_settings(workflow, {"signing_key": sub["signing_key"]})
+        pack.set_settings(workflow, {"signing_key": sub["signing_key"], "referflow_base_url": base})
         n8n.import_workflow(workflow, "rewardWorkflow0001")
         n8n.activate("rewardWorkflow0001")
         with n8n.serve(port, tmp_path / "n8n-start.log"):

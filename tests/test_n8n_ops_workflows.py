@@ -128,13 +128,14 @@ def ops(database_url, tmp_path_factory):
             workflows[workflow_id] = _use_credential(with_recorded_trigger(digest, {}, base),
                                                      "referflowApiCredential", credential)
         rewards = _workflow("reward-fulfilment.json", **fakes)
-        pack.set_settings(rewards, {"signing_key": SIGNING_KEY})
-        workflows[REWARDS] = rewards
+        # It asks referflow (checkMessage) before it sends: the customers program knows nobody, so it may.
+        pack.set_settings(rewards, {"signing_key": SIGNING_KEY, "referflow_base_url": base})
+        workflows[REWARDS] = _use_credential(rewards, "referflowApiCredential", credentials[3])
         solo = pack.render({"client": "solo", "referflow_base_url": base, "providers": ["klaviyo"]}, tmp / "solo")
         solo_rewards = json.loads(next(p for p in solo if p.name == "solo-reward-fulfilment.json").read_text()
                                   .replace("https://a.klaviyo.com", klaviyo.base))
         pack.set_settings(solo_rewards, {"signing_key": SIGNING_KEY})
-        workflows[SOLO_REWARDS] = solo_rewards
+        workflows[SOLO_REWARDS] = _use_credential(solo_rewards, "referflowApiCredential", credentials[3])
         workflows[ERROR_WORKFLOW] = _workflow("error-alert.json")
         folder = tmp / "workflows"
         folder.mkdir()

@@ -3,7 +3,9 @@
 Every trigger branch of the Stripe, Shopify and HubSpot workflows is driven by events shaped like
 the providers' API references (tests/fixtures, see its README), for each case a store sees:
 referred, not referred, replay, renewal or second purchase, refund (full and partial), dispute,
-missing data. Each case asserts both the execution's status (only what deserves a retry or a
+missing data; and the friend's offer: a checkout or first invoice that used the referral code as a
+discount (a Stripe promotion code, read from a fake Stripe; a Shopify discount code), the
+advocate's own code, another discount. Each case asserts both the execution's status (only what deserves a retry or a
 human fails it) and the effect in referflow.
 
 One n8n process runs every case (`n8n executeBatch`); each case has its own program and API key,
@@ -146,8 +148,31 @@ def _code(rf: Referflow) -> dict[str, Any]:
     return {"code": rf.link()}
 
 
+def _promoted(advocate: str = "adv-ann") -> Callable[[Referflow], dict[str, Any]]:
+    """The advocate's link, whose code Stripe knows as a promotion code (the friend's offer)."""
+    def setup(rf: Referflow) -> dict[str, Any]:
+        code = rf.link(advocate)
+        return {"code": code, "promotion_code": code}
+    return setup
+
+
+def _rejected(friend: str, reason: str) -> Callable[[Referflow, dict[str, Any]], None]:
+    def check(rf: Referflow, ctx: dict[str, Any]) -> None:
+        referral = rf.referral(friend)
+        assert referral is not None and referral["status"] == "rejected", referral
+        assert referral["reasons"][0]["code"] == reason, referral
+    return check
+
+
+def _promotion_invoice(c: dict[str, Any]) -> Any:
+    invoice = stripe_invoice("stripe_invoice_paid_promotion_code.json")
+    text = json.dumps(invoice).replace("__PROMOTION_CODE__", PROMO).replace("__COUPON__", "coupon_traffic")
+    return json.loads(text)
+
+
 BOB, DAN = "cus_FriendBob", "cus_NobodyDan"
 CHECKOUT = "stripe_checkout_session_completed"
+PROMO = "promo_1QtrafficOffer"  # the promotion code the fake Stripe holds for a case
 FIRST_PAYMENT = ("ch_3QchargeFirst01", "pi_3QpiFirst0001")  # stripe_invoice_paid.json's charge, intent
 STRIPE, SHOPIFY, HUBSPOT = "stripe-to-referral.json", "shopify-to-referral.json", "hubspot-to-referral.json"
 ORDER_PAID, CUSTOMER_CREATED, REFUND_CREATED = ("When a Shopify order is paid", "When a Shopify customer is created",
@@ -163,12 +188,21 @@ CASES = [
          _status(BOB, None)),
     Case("stripe-checkout-no-email", STRIPE,
          lambda c: fixture(f"{CHECKOUT}_no_email.json", c["code"]), _status(BOB, None), setup=_code),
+    # -- Stripe: the friend's offer, a promotion code used at checkout (read from Stripe)
+    Case("stripe-checkout-promotion-code", STRIPE, lambda c: fixture(f"{CHECKOUT}_promotion_code.json"),
+         _status(BOB, "pending"), setup=_promoted(), replay=True),
+    Case("stripe-checkout-other-promotion-code", STRIPE, lambda c: fixture(f"{CHECKOUT}_promotion_code.json"),
+         _status(BOB, None), setup=lambda rf: {"code": rf.link(), "promotion_code": "SUMMER24"}),
+    Case("stripe-checkout-own-promotion-code", STRIPE, lambda c: fixture(f"{CHECKOUT}_promotion_code.json"),
+         _rejected(BOB, "self_referral"), setup=_promoted(BOB)),
     # -- Stripe: invoice.payment_succeeded -> qualify
     Case("stripe-invoice-referred", STRIPE, lambda c: stripe_invoice("stripe_invoice_paid.json"),
          lambda rf, c: _qualified_by(rf, BOB, "in_1QinvFirst0001", 4900), setup=lambda rf: rf.claimed(BOB),
          replay=True),
     Case("stripe-invoice-not-referred", STRIPE, lambda c: stripe_invoice("stripe_invoice_paid_unreferred.json"),
          _status(DAN, None)),
+    Case("stripe-invoice-promotion-code", STRIPE, _promotion_invoice,
+         lambda rf, c: _qualified_by(rf, BOB, "in_1QinvFirst0001", 3920), setup=_promoted(), replay=True),
     Case("stripe-invoice-renewal", STRIPE, lambda c: stripe_invoice("stripe_invoice_paid_renewal.json"),
          _last_action(BOB, "held", "qualify_ignored", "already_qualified"),
          setup=lambda rf: rf.qualified(BOB, 4900, "EUR", *FIRST_PAYMENT)),
@@ -209,6 +243,11 @@ CASES = [
          _status(SAFE_CUSTOMER, "held"), trigger=ORDER_PAID, setup=_code, replay=True),
     Case("shopify-order-not-referred", SHOPIFY, lambda c: shopify("shopify_orders_paid_no_code.json"),
          _status(SAFE_CUSTOMER, None), trigger=ORDER_PAID),
+    Case("shopify-order-other-discount-code", SHOPIFY, lambda c: shopify("shopify_orders_paid.json", "WELCOME10"),
+         _status(SAFE_CUSTOMER, None), trigger=ORDER_PAID, setup=_code),
+    Case("shopify-order-own-code", SHOPIFY, lambda c: shopify("shopify_orders_paid.json", c["code"]),
+         _rejected(SAFE_CUSTOMER, "self_referral"), trigger=ORDER_PAID,
+         setup=lambda rf: {"code": rf.link(SAFE_CUSTOMER)}),
     Case("shopify-order-second", SHOPIFY, lambda c: shopify("shopify_orders_paid_second_order.json"),
          _last_action(SAFE_CUSTOMER, "held", "qualify_ignored", "already_qualified"), trigger=ORDER_PAID,
          setup=lambda rf: rf.qualified(SAFE_CUSTOMER, 19900, "EUR", SAFE_ORDER)),
@@ -254,8 +293,9 @@ CASES = [
 
 
 def _case_workflow(case: Case, payload: Any, trigger: str | None, flavour: str, referflow_url: str,
-                   credential: dict[str, Any], hubspot_base: str) -> dict[str, Any]:
-    text = (pack.pack_dir() / case.workflow).read_text().replace("https://api.hubapi.com", hubspot_base)
+                   credential: dict[str, Any], hubspot_base: str, stripe_base: str) -> dict[str, Any]:
+    text = (pack.pack_dir() / case.workflow).read_text().replace("https://api.hubapi.com", hubspot_base) \
+        .replace("https://api.stripe.com", stripe_base)
     workflow = json.loads(text)
     if flavour == "native":  # the base URL is the credential's: the Settings node no longer holds it
         workflow = to_native(workflow)
@@ -292,10 +332,27 @@ def _hubspot_data(hubspot: Any, ctx: dict[str, Any]) -> None:
                                 "contacts": ctx["deal"]}
 
 
+def _stripe_data(stripe: Any, ctx: dict[str, Any]) -> None:
+    """What the fake Stripe answers for the case: its checkout session's and first invoice's
+    discounts, on a promotion code whose code is ``ctx["promotion_code"]``."""
+    if "promotion_code" not in ctx:
+        return
+    coupon = {"id": "coupon_traffic", "object": "coupon", "percent_off": 20.0, "duration": "once"}
+    stripe.coupons[coupon["id"]] = coupon
+    stripe.promotion_codes[PROMO] = {"id": PROMO, "object": "promotion_code", "active": True,
+                                     "code": ctx["promotion_code"], "coupon": coupon}
+    session = fixture(f"{CHECKOUT}_promotion_code.json")["data"]["object"]["id"]
+    stripe.checkout_sessions[session] = {"id": session, "object": "checkout.session",
+                                         "discounts": [{"coupon": coupon["id"], "promotion_code": PROMO}]}
+    stripe.invoices["in_1QinvFirst0001"] = {"id": "in_1QinvFirst0001", "object": "invoice",
+                                            "discounts": [stripe.discount_on(coupon["id"], PROMO)]}
+
+
 @pytest.fixture(scope="module", params=["http", "native"])
 def traffic(request: pytest.FixtureRequest, database_url: str, tmp_path_factory: pytest.TempPathFactory):
     """Run every case of one flavour in one `n8n executeBatch` (replays in a second one); yield the outcomes."""
     from tests.fakes.hubspot import TOKEN, FakeHubSpot
+    from tests.fakes.stripe import API_KEY, FakeStripe
 
     flavour = request.param
     if flavour == "native" and not package_built():
@@ -307,10 +364,12 @@ def traffic(request: pytest.FixtureRequest, database_url: str, tmp_path_factory:
         if flavour == "native":
             install_community_package(n8n.home)
         credentials = [{"id": "hubspotTokenCredential", "name": "HubSpot private app", "type": "httpHeaderAuth",
-                        "data": {"name": "Authorization", "value": f"Bearer {TOKEN}"}}]
+                        "data": {"name": "Authorization", "value": f"Bearer {TOKEN}"}},
+                       {"id": "stripeApiCredential", "name": "Stripe account", "type": "stripeApi",
+                        "data": {"secretKey": API_KEY}}]
         runs: dict[str, dict[str, Any]] = {}
         batches: list[list[str]] = [[], []]
-        hubspots = []
+        fakes = []  # each case's HubSpot CRM or Stripe API
         for number, case in enumerate(CASES):
             key, session = live_program(base, {**PROGRAM_CONFIG, "currency": case.currency, **case.config},
                                         name=f"traffic {flavour} {case.id}")
@@ -322,15 +381,22 @@ def traffic(request: pytest.FixtureRequest, database_url: str, tmp_path_factory:
             crm = "http://127.0.0.1:9"  # only the HubSpot workflow reads a CRM
             if case.workflow == HUBSPOT:  # one CRM per case: cases cannot see each other's contacts
                 hubspot = FakeHubSpot().__enter__()
-                hubspots.append(hubspot)
+                fakes.append(hubspot)
                 _hubspot_data(hubspot, ctx)
                 crm = hubspot.base
+            stripe_api = "http://127.0.0.1:9"  # only the Stripe workflow reads Stripe
+            if case.workflow == STRIPE:  # one Stripe per case: cases cannot see each other's codes
+                stripe_fake = FakeStripe().__enter__()
+                fakes.append(stripe_fake)
+                _stripe_data(stripe_fake, ctx)
+                stripe_api = stripe_fake.base
             second = case.payload if case.replay else case.then
             payloads = [(case.payload, case.trigger)] + (
                 [(second, case.then_trigger or case.trigger)] if second else [])
             ids = []
             for phase, (payload, trigger) in enumerate(payloads):
-                workflow = _case_workflow(case, payload(ctx), trigger, flavour, referflow_url, credential, crm)
+                workflow = _case_workflow(case, payload(ctx), trigger, flavour, referflow_url, credential, crm,
+                                          stripe_api)
                 workflow_id = f"traffic{phase}{number:09d}"
                 # Tags play no part in a run; n8n 1.123 fails importing one tag for many workflows.
                 (tmp / f"{workflow_id}.json").write_text(json.dumps({**workflow, "id": workflow_id, "tags": []}))
@@ -356,8 +422,8 @@ def traffic(request: pytest.FixtureRequest, database_url: str, tmp_path_factory:
                 run["executions"] = [executions[i] for i in run["ids"]]
             yield runs
         finally:
-            for hubspot in hubspots:
-                hubspot.__exit__(None, None, None)
+            for fake in fakes:
+                fake.__exit__(None, None, None)
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
@@ -381,6 +447,8 @@ def test_a_replay_changes_nothing(traffic):
     assert traffic["stripe-invoice-referred"]["rf"].actions(BOB).count("qualified") == 1
     assert traffic["shopify-order-referred"]["rf"].actions(SAFE_CUSTOMER) == ["claimed", "qualified"]
     assert traffic["hubspot-deal-won-referred"]["rf"].actions("123") == ["claimed", "qualified"]
+    assert traffic["stripe-checkout-promotion-code"]["rf"].actions(BOB) == ["claimed"]
+    assert traffic["stripe-invoice-promotion-code"]["rf"].actions(BOB) == ["claimed", "qualified"]
 
 
 def test_ordinary_events_record_why_nothing_happened(traffic):

@@ -36,14 +36,14 @@ def openapi():
 def test_the_pack_passes_its_own_check(openapi):
     assert pack.check(PACK, openapi) == []
     files = [e["file"] for e in json.loads((PACK / "pack.json").read_text())["workflows"]]
-    assert len(files) == 7 and all((PACK / f).exists() for f in files)
+    assert len(files) == 10 and all((PACK / f).exists() for f in files)
 
 
 def test_render_for_a_client(tmp_path, openapi):
     written = pack.render(CLIENT, tmp_path / "out")
     names = sorted(p.name for p in written)
-    assert names == ["acme-error-alert.json", "acme-new-customer-to-advocate.json", "acme-review-digest.json",
-                     "acme-reward-fulfilment.json", "acme-stripe-to-referral.json"]
+    assert names == ["acme-error-alert.json", "acme-moment-stripe.json", "acme-new-customer-to-advocate.json",
+                     "acme-review-digest.json", "acme-reward-fulfilment.json", "acme-stripe-to-referral.json"]
     assert pack.check(tmp_path / "out", openapi) == []
     advocate = json.loads((tmp_path / "out" / "acme-new-customer-to-advocate.json").read_text())
     node_names = {n["name"] for n in advocate["nodes"]}
@@ -120,6 +120,9 @@ def _broken(tmp_path, mutate):
     (lambda w: w["nodes"][1]["parameters"].update(apiKey="sk_live_51Habcdefghijklmnop"), "inline secret"),
     (lambda w: w.update(pinData={"x": [{"json": {}}]}), "pinData"),
     (lambda w: w.update(active=True), "active"),
+    (lambda w: next(n for n in w["nodes"] if n["name"] == "Read the checkout's promotion code from Stripe")[
+        "parameters"]["headerParameters"]["parameters"][0].update(value="2024-06-20"),
+     "Stripe-Version '2024-06-20', not '2025-04-30.basil'"),
 ])
 def test_check_finds_each_kind_of_problem(tmp_path, openapi, mutate, expected):
     problems = pack.check(_broken(tmp_path, mutate), openapi)
@@ -315,7 +318,10 @@ def test_check_wants_an_error_workflow_with_a_usable_id(tmp_path, openapi):
 
 
 def test_pack_writes_to_referflow_send_prefer_outcome_explicit(openapi):
-    """Every POST the pack makes to a referflow operation that honours Prefer sends it."""
+    """Every POST the pack makes to a referflow operation that honours Prefer sends it; every write
+    sends an Idempotency-Key, and the one question (checkMessage) none: a replay must ask again."""
+    honours = {path for path, ops in openapi["paths"].items()
+               if any(p["name"] == "Prefer" for p in ops.get("post", {}).get("parameters", []))}
     writes = 0
     for path in PACK.glob("*.json"):
         workflow = json.loads(path.read_text())
@@ -324,7 +330,62 @@ def test_pack_writes_to_referflow_send_prefer_outcome_explicit(openapi):
             if node["type"] == "n8n-nodes-base.httpRequest" and "referflow_base_url" in url and (
                     node["parameters"].get("method") == "POST"):
                 writes += 1
-                headers = {h["name"]: h["value"] for h in node["parameters"]["headerParameters"]["parameters"]}
-                assert headers.get("Prefer") == "outcome=explicit", (path.name, node["name"])
-                assert headers.get("Idempotency-Key"), (path.name, node["name"])
+                operation = url.split("}}", 1)[1]
+                headers = {h["name"]: h["value"] for h in
+                           (node["parameters"].get("headerParameters") or {}).get("parameters", [])}
+                if operation in honours:
+                    assert headers.get("Prefer") == "outcome=explicit", (path.name, node["name"])
+                if operation == "/v1/messages/check":
+                    assert "Idempotency-Key" not in headers, (path.name, node["name"])
+                else:
+                    assert headers.get("Idempotency-Key"), (path.name, node["name"])
     assert writes >= 1
+
+
+# Every send path obeys referflow's send rules (issue 14): a send to a person only after checkMessage.
+def _send_without_asking(workflow):
+    workflow["connections"]["Is there a link to send"]["main"][0] = [
+        {"node": "Send the link to Klaviyo", "type": "main", "index": 0}]
+
+
+def _check_with_idempotency_key(workflow):
+    node = next(n for n in workflow["nodes"] if n["name"] == "May referflow send it now")
+    node["parameters"].update(sendHeaders=True, headerParameters={"parameters": [
+        {"name": "Idempotency-Key", "value": "={{ $json.source_event }}"}]})
+
+
+def _rename(old, new):
+    def mutate(workflow):
+        next(n for n in workflow["nodes"] if n["name"] == old)["name"] = new
+        workflow["connections"] = json.loads(json.dumps(workflow["connections"]).replace(f'"{old}"', f'"{new}"'))
+    return mutate
+
+
+@pytest.mark.parametrize(("file", "mutate", "expected"), [
+    ("new-customer-to-advocate.json", _send_without_asking,
+     "node 'Send the link to Klaviyo' sends to a person without asking referflow first (checkMessage)"),
+    ("new-customer-to-advocate.json", _check_with_idempotency_key,
+     "node 'May referflow send it now': checkMessage with an Idempotency-Key"),
+    ("new-customer-to-advocate.json", _rename("Skipped: suppressed", "Skipped: supressed"),
+     "node 'Skipped: supressed': 'supressed' is no reason referflow gives"),
+    ("moment-stripe.json", _rename("Skipped: not_a_fit", "Skipped: other fit"),
+     "no node 'Skipped: not_a_fit': a decision skipped for that reason would end at 'Skipped: other reason'"),
+])
+def test_check_finds_a_send_path_that_does_not_obey_the_send_rules(tmp_path, openapi, file, mutate, expected):
+    shutil.copy(PACK / "error-alert.json", tmp_path)
+    workflow = json.loads((PACK / file).read_text())
+    mutate(workflow)
+    (tmp_path / "w.json").write_text(json.dumps(workflow))
+    problems = pack.check(tmp_path, openapi)
+    assert [p for p in problems if expected in p], problems
+
+
+def test_render_fills_the_shopify_admin_api_from_the_store(tmp_path):
+    client = {"client": "shoe-shop", "referflow_base_url": "https://refer.shoes.example",
+              "providers": ["shopify", "klaviyo"], "shopify_store": "shoe-shop"}
+    written = {p.name: json.loads(p.read_text()) for p in pack.render(client, tmp_path)}
+    moments = written["shoe-shop-moment-shopify.json"]
+    assert pack.settings_values(moments)["shopify_admin_api"] == "https://shoe-shop.myshopify.com/admin/api/2024-10"
+    names = {n["name"] for n in moments["nodes"]}
+    assert "Send the ask to Klaviyo" in names and "Write the ask to HubSpot" not in names
+    assert "shoe-shop-moment-stripe.json" not in written and "shoe-shop-moment-hubspot.json" not in written

@@ -6,15 +6,22 @@ const { version: platformVersion } = require('zapier-platform-core');
 const authentication = require('./authentication');
 const { addApiKey, raiseForStatus } = require('./lib/referflow');
 const approveReferral = require('./creates/approveReferral');
+const checkMessage = require('./creates/checkMessage');
 const claimReferral = require('./creates/claimReferral');
+const createExperiment = require('./creates/createExperiment');
 const createLink = require('./creates/createLink');
 const declineReferral = require('./creates/declineReferral');
 const getAdvocateByExternalId = require('./searches/getAdvocateByExternalId');
+const getExperimentResults = require('./searches/getExperimentResults');
 const getGiftCard = require('./searches/getGiftCard');
+const getProgramStats = require('./searches/getProgramStats');
 const getReferral = require('./searches/getReferral');
 const issueGiftCard = require('./creates/issueGiftCard');
+const listAdvocates = require('./triggers/listAdvocates');
+const listReferrals = require('./triggers/listReferrals');
 const listReviews = require('./triggers/listReviews');
 const qualifyReferral = require('./creates/qualifyReferral');
+const recordMoment = require('./creates/recordMoment');
 const redeemGiftCard = require('./creates/redeemGiftCard');
 const reverseReferralForFriend = require('./creates/reverseReferralForFriend');
 const referralEvent = require('./triggers/referralEvent');
@@ -25,7 +32,7 @@ module.exports = {
   authentication,
   beforeRequest: [addApiKey],
   afterResponse: [raiseForStatus],
-  triggers: { [listReviews.key]: listReviews, [referralEvent.key]: referralEvent },
-  creates: { [approveReferral.key]: approveReferral, [claimReferral.key]: claimReferral, [createLink.key]: createLink, [declineReferral.key]: declineReferral, [issueGiftCard.key]: issueGiftCard, [qualifyReferral.key]: qualifyReferral, [redeemGiftCard.key]: redeemGiftCard, [reverseReferralForFriend.key]: reverseReferralForFriend },
-  searches: { [getAdvocateByExternalId.key]: getAdvocateByExternalId, [getGiftCard.key]: getGiftCard, [getReferral.key]: getReferral },
+  triggers: { [listAdvocates.key]: listAdvocates, [listReferrals.key]: listReferrals, [listReviews.key]: listReviews, [referralEvent.key]: referralEvent },
+  creates: { [approveReferral.key]: approveReferral, [checkMessage.key]: checkMessage, [claimReferral.key]: claimReferral, [createExperiment.key]: createExperiment, [createLink.key]: createLink, [declineReferral.key]: declineReferral, [issueGiftCard.key]: issueGiftCard, [qualifyReferral.key]: qualifyReferral, [recordMoment.key]: recordMoment, [redeemGiftCard.key]: redeemGiftCard, [reverseReferralForFriend.key]: reverseReferralForFriend },
+  searches: { [getAdvocateByExternalId.key]: getAdvocateByExternalId, [getExperimentResults.key]: getExperimentResults, [getGiftCard.key]: getGiftCard, [getProgramStats.key]: getProgramStats, [getReferral.key]: getReferral },
 };

@@ -1,4 +1,4 @@
-"""The application factory: settings -> storage -> jobs -> api."""
+"""The application factory: settings -> storage -> jobs -> api -> dashboard."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from flask import Flask, g
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from referflow import api, observability
+from referflow import api, dashboard, observability, portal
 from referflow.api.keycache import KeyCache
 from referflow.api.ratelimit import RateLimits
 from referflow.config import Settings
@@ -42,6 +42,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.teardown_appcontext(_close_session)
     observability.init_app(app)  # first: the request id is bound before any other hook
     api.init_app(app)
+    dashboard.init_app(app)
+    portal.init_app(app)  # the advocate page at /p/<token>
     services.jobs = runner.init_app(app)
     logging.getLogger("referflow").setLevel(logging.INFO)
     return app

@@ -1,10 +1,13 @@
-"""The ``referflow`` command: serve, migrate, programs, keys, demo, sweep."""
+"""The ``referflow`` command: serve, migrate, programs, keys, users, demo, sweep."""
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +17,6 @@ from referflow import demo as first_hour
 from referflow.config import Settings
 from referflow.errors import ApiError, ConfigurationError
 from referflow.progress import Progress, progress_option
-
-IMPORT_BATCH = 500  # customers per transaction in `customers import`: progress and bounded locks
 
 
 def _settings() -> Settings:
@@ -166,40 +167,259 @@ def keys_create(program_id: str, label: str | None, as_json: bool) -> None:
 
 
 @main.group()
+def users() -> None:
+    """Manage dashboard users and their roles per program (viewer, reviewer, owner)."""
+
+
+@contextmanager
+def _user_session() -> Iterator[Any]:
+    from referflow.storage.db import Database
+
+    db = Database(_settings().database_url)
+    try:
+        with db.session() as session:
+            yield session
+    except ApiError as exc:
+        raise click.ClickException(f"{exc.code}: {exc.message}") from exc
+    finally:
+        db.dispose()
+
+
+def _new_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    return str(click.prompt("Password", hide_input=True, confirmation_prompt=True))
+
+
+@users.command("create")
+@click.option("--email", required=True)
+@click.option("--role", required=True, type=click.Choice(["owner", "reviewer", "viewer"]))
+@click.option("--program", "program_ids", required=True, multiple=True,
+              help="A program the user may open (repeat for an agency's programs)")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input")
+def users_create(email: str, role: str, program_ids: tuple[str, ...], password_stdin: bool) -> None:
+    """Create a dashboard user (asks for the password twice, or reads it from stdin)."""
+    from referflow.actions.users import create_user
+
+    password = _new_password(password_stdin)
+    with _user_session() as session:
+        user = create_user(session, email, password, role, program_ids)
+        click.echo(f"user {user.id} created: {role} of {', '.join(program_ids)}")
+
+
+@users.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON")
+def users_list(as_json: bool) -> None:
+    """List dashboard users with their roles."""
+    from referflow.actions.users import list_users
+
+    with _user_session() as session:
+        rows: list[dict[str, Any]] = [{"id": u.id, "email": u.email, "disabled": u.disabled,
+                 "last_login_at": u.last_login_at.isoformat() if u.last_login_at else None,
+                 "programs": {m.program_id: m.role for m in members}} for u, members in list_users(session)]
+    if as_json:
+        click.echo(json.dumps({"users": rows}, indent=2))
+        return
+    for row in rows:
+        roles = ", ".join(f"{role} of {pid}" for pid, role in row["programs"].items()) or "no programs"
+        click.echo(f"{row['id']}  {row['email']}  {roles}{'  (disabled)' if row['disabled'] else ''}")
+
+
+@users.command("set-role")
+@click.option("--email", required=True)
+@click.option("--program", "program_id", required=True)
+@click.option("--role", required=True, type=click.Choice(["owner", "reviewer", "viewer"]))
+def users_set_role(email: str, program_id: str, role: str) -> None:
+    """Give a user a role on a program (adds the program when they had none there)."""
+    from referflow.actions.users import find_user, set_role
+
+    with _user_session() as session:
+        set_role(session, find_user(session, email).id, program_id, role)
+        click.echo(f"{email} is {role} of {program_id}")
+
+
+@users.command("remove")
+@click.option("--email", required=True)
+def users_remove(email: str) -> None:
+    """Delete a user and their roles (refused while they are a program's last owner)."""
+    from referflow.actions.users import find_user, remove_user
+
+    with _user_session() as session:
+        remove_user(session, find_user(session, email).id)
+        click.echo(f"user {email} removed")
+
+
+@main.group()
 def customers() -> None:
     """Manage known (existing) customers."""
 
 
 @customers.command("import")
 @click.option("--program", "program_id", required=True)
-@click.argument("csv_file", type=click.File("r"))
+@click.option("--batch-size", type=click.IntRange(1, 1_000_000), default=50_000, show_default=True,
+              help="Rows written per transaction (the whole file is checked before any is written)")
+@click.argument("csv_file", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
 @progress_option
-def customers_import(program_id: str, csv_file: Any, progress: bool | None) -> None:
-    """Import existing customers from a CSV with columns external_id and/or email."""
-    import csv
+def customers_import(program_id: str, csv_file: str, batch_size: int, progress: bool | None) -> None:
+    """Import existing customers from a CSV with columns external_id and/or email.
 
+    Idempotent: a customer already known (by external id or email) is not added again. A file
+    with a bad row writes nothing: its bad rows are listed by line number.
+    """
+    from referflow.actions.bulk import csv_records
+    from referflow.actions.customers import CustomerImport
+
+    settings = _settings()
+    with _import_file(csv_file) as stream:
+        header, records = csv_records(stream)
+        if not {"external_id", "email"} & set(header):
+            raise click.ClickException(f"{csv_file}: the header needs an external_id or an email column")
+        with _importing(settings, program_id) as (db, ctx), \
+                CustomerImport(db.engine, ctx, source="cli") as job:
+            with Progress("check customers", _data_lines(csv_file, header=True), progress) as bar:
+                report = job.check(records, bar.advance)
+            _refuse_problems(csv_file, report)
+            with Progress("import customers", report.read, progress) as bar:
+                job.write(bar.advance, batch_size)
+            with Progress("statistics", 1, progress) as bar:
+                job.rebuild_stats(ctx.id)
+                bar.advance(item="rebuilt")
+    click.echo(f"read {report.read} customer(s), {report.added} new")
+    if report.repeated:
+        click.echo(f"{report.repeated} row(s) repeated an earlier row's external_id or email")
+
+
+@main.group("import")
+def import_group() -> None:
+    """Bring data over from another tool (checked whole first; safe to run again)."""
+
+
+@import_group.command("referrals")
+@click.option("--program", "program_id", required=True)
+@click.option("--format", "file_format", type=click.Choice(["csv", "jsonl"]),
+              help="Default: jsonl for a .jsonl or .ndjson file, csv otherwise")
+@click.option("--batch-size", type=click.IntRange(1, 1_000_000), default=50_000, show_default=True,
+              help="Referrals written per transaction (the whole file is checked before any is written)")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
+@progress_option
+def import_referrals(program_id: str, file_format: str | None, batch_size: int, file: str,
+                     progress: bool | None) -> None:
+    """Import referrals (with their advocates and codes) from a CSV or JSON Lines file.
+
+    Columns: docs/referrals.md, "Importing referrals". Keyed on friend_external_id: a friend who
+    already has a referral in the program is skipped, so running the same file again adds
+    nothing. A file with a bad row writes nothing: its bad rows are listed by line number.
+    Imported referrals emit no webhooks and plan no rewards.
+    """
+    from referflow.actions.backfill import ReferralImport
+    from referflow.actions.bulk import csv_records, jsonl_records
+    from referflow.domain.imports import missing_columns, unknown_columns
+
+    jsonl = (file_format or ("jsonl" if file.endswith((".jsonl", ".ndjson")) else "csv")) == "jsonl"
+    settings = _settings()
+    with _import_file(file) as stream:
+        if jsonl:
+            records = jsonl_records(stream)
+        else:
+            header, records = csv_records(stream)
+            wrong = [f"missing column {n}" for n in missing_columns(header)] + [
+                f"unknown column {n}" for n in unknown_columns(header)]
+            if wrong:
+                raise click.ClickException(f"{file}:1: " + "; ".join(wrong))
+        with _importing(settings, program_id) as (db, ctx), \
+                ReferralImport(db.engine, ctx, Path(file).name) as job:
+            with Progress("check referrals", _data_lines(file, header=not jsonl), progress) as bar:
+                report = job.check(records, bar.advance)
+            _refuse_problems(file, report)
+            with Progress("import referrals", report.read, progress) as bar:
+                job.write(bar.advance, batch_size)
+            with Progress("statistics", 1, progress) as bar:
+                job.rebuild_stats(ctx.id)
+                bar.advance(item="rebuilt")
+    click.echo(f"read {report.read} referral(s): {report.added} imported, {report.existing} "
+               f"already there; {report.extra['advocates_added']} new advocate(s), "
+               f"{report.extra['codes_added']} new code(s)")
+
+
+@contextmanager
+def _import_file(path: str) -> Iterator[Any]:
+    """Open an import file as text (``-``: standard input)."""
+    # newline="": the csv module reads line ends itself (quoted fields may hold them)
+    stream = (io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8-sig", newline="") if path == "-"
+              else open(path, encoding="utf-8-sig", newline=""))  # noqa: SIM115 (closed below)
+    try:
+        yield stream
+    finally:
+        stream.close()
+
+
+@contextmanager
+def _importing(settings: Settings, program_id: str) -> Iterator[tuple[Any, Any]]:
+    """Yield the database and the program an import writes into."""
     from referflow.actions.common import load_program
-    from referflow.actions.customers import import_customers
     from referflow.storage.db import Database
 
-    rows = [{k: v.strip() for k, v in row.items() if k in ("external_id", "email") and v
-             and v.strip()} for row in csv.DictReader(csv_file)]
-    rows = [row for row in rows if row]
-    settings = _settings()
     db = Database(settings.database_url)
     try:
-        with db.session() as session, Progress("import customers", len(rows), progress) as bar:
+        with db.session() as session:
             ctx = load_program(session, program_id, settings.secret_key)
-            added = 0
-            for start in range(0, len(rows), IMPORT_BATCH):  # each batch commits
-                batch = rows[start:start + IMPORT_BATCH]
-                added += import_customers(session, ctx, batch, source="cli")
-                bar.advance(len(batch))
+        yield db, ctx
     except ApiError as exc:
         raise click.ClickException(f"{exc.code}: {exc.message}") from exc
     finally:
         db.dispose()
-    click.echo(f"read {len(rows)} customer(s), {added} new")
+
+
+def _data_lines(path: str, header: bool) -> int:
+    """Count a file's lines after its header (the progress total); 0 for standard input."""
+    if path == "-":
+        return 0
+    lines, end = 0, b"\n"
+    with open(path, "rb") as raw:
+        for block in iter(lambda: raw.read(1 << 20), b""):
+            lines, end = lines + block.count(b"\n"), block[-1:]
+    return max(lines + (end != b"\n") - header, 0)
+
+
+def _refuse_problems(path: str, report: Any) -> None:
+    """List a file's bad rows on stderr and stop: nothing was written."""
+    problems = report.problems
+    if not problems:
+        return
+    for line, message in problems.listed:
+        click.echo(f"{path}:{line}: {message}", err=True)
+    if problems.count > len(problems.listed):
+        click.echo(f"... and {problems.count - len(problems.listed)} more", err=True)
+    raise click.ClickException(f"{problems.count} bad row(s) in {report.read} read; nothing was imported")
+
+
+@main.group()
+def stats() -> None:
+    """Program statistics (getProgramStats) and their rollups."""
+
+
+@stats.command("rebuild")
+@click.option("--program", "program_id", help="Only this program (default: every program)")
+def stats_rebuild(program_id: str | None) -> None:
+    """Recompute the statistics rollups from the referrals, clicks and ledger (idempotent).
+
+    Every change keeps them as it happens; run this after rows were written another way (a bulk
+    import, a restore) or after changing a program's timezone (periods are its calendar days).
+    """
+    from referflow.actions.stats import rebuild
+    from referflow.storage.db import Database
+
+    db = Database(_settings().database_url)
+    try:
+        with db.session() as session:
+            written = rebuild(session, program_id)
+            if program_id is not None and not written:
+                raise click.ClickException(f"program {program_id} not found")
+            session.commit()
+    finally:
+        db.dispose()
+    for pid, rows in written.items():
+        click.echo(f"{pid}: {rows} rollup row(s)")
 
 
 @main.group()

@@ -63,15 +63,16 @@ ICON = {"light": "file:referflow.svg", "dark": "file:referflow.dark.svg"}
 ICON_FILES = {"referflow.svg": "n8n/referflow.svg", "referflow.dark.svg": "n8n/referflow.dark.svg"}
 ZAPIER_CORE = "19.1.0"
 N8N_TYPES = {"string": "string", "datetime": "string", "integer": "number", "boolean": "boolean",
-             "options": "options"}
+             "options": "options", "number": "number", "json": "json"}
 ZAPIER_TYPES = {"string": "string", "datetime": "datetime", "integer": "integer", "boolean": "boolean",
-                "options": "string"}
+                "options": "string", "number": "number", "json": "text"}
 # n8n routing values: an optional field left empty is not sent; a property the API accepts as
 # null (the event did not carry it) is sent as null, which the API answers with an outcome; a
 # list drops its empty entries (an expression that found nothing).
 DROP_EMPTY = "={{ $value === '' ? undefined : $value }}"
 NULL_WHEN_EMPTY = "={{ $value || null }}"
 LIST_VALUES = "={{ $value.filter((value) => value) }}"
+JSON_VALUE = "={{ typeof $value === 'string' ? JSON.parse($value) : $value }}"  # a json field's text
 IDEMPOTENCY_HELP = ("Sent as the Idempotency-Key header: a repeat with the same key has one effect and "
                     "gets the first answer again. Map the ID of the triggering event here, e.g. the Stripe "
                     "event ID.")
@@ -80,11 +81,20 @@ OUTCOME_NOTICE = ("Ordinary events with nothing to do (no code, a customer nobod
                   "code. Filter on changed.")
 # A search whose answer is a list (a spec with "output") is a polling trigger in Zapier, which
 # reports new items (newest first, deduplicated by id); Zapier searches find one record.
-ZAPIER_POLLING = {
+ZAPIER_POLLING: dict[str, dict[str, Any]] = {
     "listReviews": {
         "noun": "Referral", "label": "New Referral in Review",
         "description": "Triggers when a referral enters the review queue because a fraud rule asked for a human "
                        "decision. Decide with the Approve or Decline Referral in Review actions.",
+    },
+    # Lists that referflow answers newest first: their first page is what is new.
+    "listReferrals": {
+        "noun": "Referral", "label": "New Referral", "newest_first": True,
+        "description": "Triggers when a friend is referred (a referral is claimed), whatever its status.",
+    },
+    "listAdvocates": {
+        "noun": "Advocate", "label": "New Advocate", "newest_first": True,
+        "description": "Triggers when a customer becomes an advocate (gets their first share link).",
     },
 }
 # Output field labels where the words of the key would say too little or repeat another label,
@@ -477,7 +487,7 @@ def _n8n_field(field: dict[str, Any], top_level: bool, contract: nodes.Contract 
         prop["options"] = [{"name": o["label"], "value": o["value"]} for o in options]
         prop["default"] = field.get("default", options[0]["value"])
     else:
-        prop["default"] = field.get("default", {"integer": 0, "boolean": False}.get(kind, ""))
+        prop["default"] = field.get("default", {"integer": 0, "number": 0, "boolean": False}.get(kind, ""))
     if kind == "integer":
         prop["typeOptions"] = {"numberPrecision": 0}
     if "placeholder" in field:
@@ -490,6 +500,8 @@ def _n8n_field(field: dict[str, Any], top_level: bool, contract: nodes.Contract 
         send: dict[str, Any] = {"type": field["in"], "property": field["property"]}
         if many:
             send["value"] = LIST_VALUES
+        elif kind == "json":
+            send["value"] = JSON_VALUE
         elif _is(field, contract, "nullable") and kind in ("string", "datetime"):
             send["value"] = NULL_WHEN_EMPTY
         elif top_level and not field.get("required") and field["in"] == "body":
@@ -569,6 +581,8 @@ def _zapier_module(spec: dict[str, Any], contract: nodes.Contract | None, store:
         ref = store.documents[responses[0]]["properties"][spec["output"]]["items"]["$ref"]
         item = ref.rsplit("/", 1)[-1].removesuffix(".json")
         polling = ZAPIER_POLLING[spec["name"]]
+        if polling.get("newest_first"):
+            operation["newest_first"] = True
         body = {"key": spec["name"], "noun": polling["noun"],
                 "display": {"label": polling["label"], "description": polling["description"]},
                 "operation": {"type": "polling", "perform": Raw("performPoll(operation)"),

@@ -19,7 +19,7 @@ from referflow.errors import ValidationFailed
 # values maps like its items and is sent as a list (``Leaf.many``: the generator reads it here,
 # a spec field only names the item type).
 FIELD_TYPES = {("string", None): "string", ("string", "date-time"): "datetime",
-               ("integer", None): "integer", ("boolean", None): "boolean"}
+               ("integer", None): "integer", ("number", None): "number", ("boolean", None): "boolean"}
 # The request header with which an operation answers ordinary "nothing to do" events with 200
 # and an outcome instead of an error (OpenAPI parameter ``Prefer``, value ``outcome=explicit``).
 
@@ -49,7 +49,7 @@ class Leaf:
     """One settable property of a request body (dotted path) as its JSON Schema describes it."""
 
     path: str
-    field_type: str | None  # None: a type the specs cannot express (free objects, arrays of objects)
+    field_type: str | None  # json: free objects and lists of objects; None: none the specs express
     required: bool
     enum: tuple[str, ...] | None
     many: bool = False  # an array of field_type values
@@ -68,6 +68,9 @@ def body_leaves(schema: dict[str, Any], prefix: str = "", required: bool = True)
         many = prop.get("type") == "array"
         item = prop.get("items", {}) if many else prop
         kind = FIELD_TYPES.get((_non_null(item.get("type")), item.get("format")))
+        if _non_null(item.get("type")) == "object":  # objects the specs give as one JSON value
+            leaves[path] = Leaf(path, "json", is_required, None)
+            continue
         enum = tuple(item["enum"]) if "enum" in item else None
         nullable = not many and "null" in (prop.get("type") if isinstance(prop.get("type"), list) else [])
         leaves[path] = Leaf(path, "options" if enum and kind == "string" else kind, is_required, enum, many,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from referflow.domain.timeutil import to_rfc3339, utcnow
-from referflow.storage.models import GiftCard, GiftCardStatus, Referral, ReferralHistory
+from referflow.storage.models import GiftCard, GiftCardStatus, Referral, ReferralHistory, Reward
 
 
 def referral(row: Referral, history: list[ReferralHistory] | None = None,
@@ -53,3 +53,11 @@ def gift_card(row: GiftCard) -> dict[str, Any]:
             "currency": row.currency, "status": status, "expires_at": to_rfc3339(row.expires_at),
             "side": row.side, "referral_id": row.referral_id, "advocate_id": row.advocate_id,
             "created_at": to_rfc3339(row.created_at)}
+
+
+def reward(row: Reward) -> dict[str, Any]:
+    """Dump a reward row (background issuers, perks, discounts) as events and history show it."""
+    return {"id": row.id, "referral_id": row.referral_id, "side": row.side, "issuer": row.issuer,
+            "kind": row.kind, "amount": row.amount, "currency": row.currency,
+            "external_id": row.external_id, "code": row.code, "details": row.details,
+            "expires_at": to_rfc3339(row.expires_at)}

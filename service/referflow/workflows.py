@@ -9,6 +9,10 @@ Workflows that convert amounts read their currency exponents from their Settings
 The pack has one error workflow (an Error Trigger, a fixed ``id``): every other workflow's
 ``settings`` name it (``errorWorkflow``) and keep failed executions (``saveDataErrorExecution``), and
 ``render`` gives it an id of its own per client, since agencies import several clients into one n8n.
+
+Every send path obeys referflow's send rules: a node that sends to a person (a Klaviyo event, a HubSpot
+contact write) is reached from a trigger only through a ``checkMessage`` call, and the ``Skipped:
+<reason>`` nodes after it name reason codes of referflow's answers (their published schemas).
 """
 
 from __future__ import annotations
@@ -22,9 +26,11 @@ from typing import Any
 from referflow import native_flavour
 from referflow.contract import PREFER_OUTCOME, SchemaStore, schemas_dir
 from referflow.domain.money import EXPONENTS
-from referflow.providers.issuers import STRIPE_EXPONENTS
+from referflow.providers.issuers import STRIPE_EXPONENTS, STRIPE_VERSION
 from referflow.workflow_graph import drop_nodes, set_settings, settings_values
 
+# The Shopify Admin API the Shopify moments workflow reads customers from (the pack's pinned version).
+SHOPIFY_ADMIN_API = "https://{store}.myshopify.com/admin/api/2024-10"
 NAMESPACE = uuid.UUID("6f1b1d52-86a5-4d8e-9d0c-2a7f1d3b5e10")
 # Credential placeholders in the pack (by credential id) -> the client file's credential key.
 CREDENTIALS = {"referflowApiCredential": "referflow", "stripeApiCredential": "stripe",
@@ -47,6 +53,19 @@ WORKFLOW_ID = re.compile(r"^[A-Za-z0-9]{1,16}$")
 # The settings every workflow but the error workflow carries besides ``errorWorkflow``: n8n keeps
 # its failed executions whatever the instance's EXECUTIONS_DATA_SAVE_ON_ERROR says.
 KEEP_FAILED = {"saveDataErrorExecution": "all"}
+# Nodes that send to a person (the pack's Klaviyo events and HubSpot contact writes), and the one
+# referflow call that may let them: every path from a trigger to a sender passes a checkMessage.
+SENDS = (("POST", re.compile(r"^https://a\.klaviyo\.com/api/events\b")),
+         ("POST", re.compile(r"^https://api\.hubapi\.com/crm/v3/objects/contacts(/batch/upsert)?$")),
+         ("PATCH", re.compile(r"^https://api\.hubapi\.com/crm/v3/objects/contacts/")))
+CHECK_MESSAGE, RECORD_MOMENT = "/v1/messages/check", "/v1/moments"
+# "Skipped: <reason>" nodes name a reason code of referflow's answers (the published schemas' enums:
+# REASON_FIELDS), or one of the pack's own: an ask referflow decided for another channel than email,
+# and any answer the workflow has no node for. A workflow recording moments has a node for every
+# skip reason of a decision, so a new reason shows in the check, not as "other reason" in a run.
+SKIPPED = "Skipped: "
+REASON_FIELDS = (("moment-decision", "skip_reason"), ("message-check", "reason"))
+PACK_SKIPS = {"not_email", "other reason"}
 
 
 def pack_dir() -> Path:
@@ -113,6 +132,8 @@ def _apply_client(workflow: dict[str, Any], client: dict[str, Any], file: str,
     values = {"referflow_base_url": client["referflow_base_url"].rstrip("/")}
     if client.get("currency"):
         values["currency"] = client["currency"]
+    if client.get("shopify_store"):
+        values["shopify_admin_api"] = SHOPIFY_ADMIN_API.format(store=client["shopify_store"])
     set_settings(workflow, values)
     for node in workflow["nodes"]:
         if "webhookId" in node:
@@ -141,6 +162,7 @@ def check(directory: Path, openapi: dict[str, Any]) -> list[str]:
             problems.append(f"{path.name}: not JSON: {exc}")
     error_ids = {w["id"] for _, w in workflows
                  if isinstance(w, dict) and is_error_workflow(w) and isinstance(w.get("id"), str)}
+    reasons = {(name, field): _reasons(schemas, name, field) for name, field in REASON_FIELDS}
     for path, workflow in workflows:
         problems += [f"{path.name}{e['path']}: {e['message']}"
                      for e in schemas.errors("n8n-workflow.schema", workflow)]
@@ -149,8 +171,10 @@ def check(directory: Path, openapi: dict[str, Any]) -> list[str]:
         problems += [f"{path.name}: {p}" for p in _structure(workflow)]
         problems += [f"{path.name}: {p}" for p in _error_handling(workflow, error_ids)]
         problems += [f"{path.name}: {p}" for p in _referflow_calls(workflow, operations)]
+        problems += [f"{path.name}: {p}" for p in _send_rules(workflow, reasons)]
         problems += [f"{path.name}: {p}" for p in native_flavour.check_native(workflow)]
         problems += [f"{path.name}: {p}" for p in _exponent_tables(workflow)]
+        problems += [f"{path.name}: {p}" for p in _stripe_versions(workflow)]
         problems += [f"{path.name}: inline secret matching {p.pattern!r}"
                      for p in SECRET_PATTERNS if p.search(path.read_text())]
         for node in workflow["nodes"]:
@@ -244,6 +268,72 @@ def _referflow_calls(workflow: dict[str, Any],
         elif any(found) and not _sends_prefer(params):
             problems.append(f"node {node['name']!r}: {method} {match[1]} without the header "
                             f"'Prefer: {PREFER_OUTCOME}' (ordinary events would fail the run as 4xx)")
+        if match[1] == CHECK_MESSAGE and _header(params, "idempotency-key") is not None:
+            problems.append(f"node {node['name']!r}: checkMessage with an Idempotency-Key (a replay would "
+                            "get the first answer, whatever changed since)")
+    return problems
+
+
+def _header(params: dict[str, Any], name: str) -> Any:
+    """The value of an HTTP Request node's header given as a name/value pair (None without it)."""
+    headers = (params.get("headerParameters") or {}).get("parameters") or [] if params.get("sendHeaders") else []
+    return next((h.get("value") for h in headers
+                 if isinstance(h, dict) and str(h.get("name", "")).strip().lower() == name), None)
+
+
+def _reasons(schemas: SchemaStore, name: str, field: str) -> set[str]:
+    """The reason codes a field of a referflow answer can hold (its published schema's enum)."""
+    options = schemas.documents[name]["properties"][field].get("oneOf", [])
+    return {str(code) for option in options for code in option.get("enum", [])}
+
+
+def _calls(node: dict[str, Any], path: str, native: tuple[str, str]) -> bool:
+    """True for a call of one referflow operation: an HTTP Request to its path, or the Referflow node's."""
+    params = node.get("parameters") or {}
+    if node.get("type") == native_flavour.NODE_TYPE:
+        return (params.get("resource"), params.get("operation")) == native
+    http = node.get("type") == native_flavour.HTTP_REQUEST
+    match = REFERFLOW_URL.search(str(params.get("url", ""))) if http else None
+    return match is not None and match[1] == path
+
+
+def _is_check(node: dict[str, Any]) -> bool:
+    return _calls(node, CHECK_MESSAGE, ("message", "check"))
+
+
+def _is_send(node: dict[str, Any]) -> bool:
+    params = node.get("parameters") or {}
+    method = str(params.get("method", "GET")).upper()
+    return node.get("type") == native_flavour.HTTP_REQUEST and any(
+        method == m and rx.search(str(params.get("url", ""))) for m, rx in SENDS)
+
+
+def _send_rules(workflow: dict[str, Any], reasons: dict[tuple[str, str], set[str]]) -> list[str]:
+    """Senders reached from a start node without a checkMessage on the way; Skipped nodes naming
+    unknown reasons; a workflow recording moments without a Skipped node for a skip reason."""
+    nodes = {n.get("name"): n for n in workflow["nodes"] if isinstance(n, dict)}
+    fed = {t.get("node") for outs in workflow.get("connections", {}).values()
+           for targets in outs.get("main", []) for t in targets}
+    todo = [name for name, n in nodes.items() if name not in fed and n.get("type") != native_flavour.STICKY]
+    seen = set(todo)
+    while todo:
+        name = todo.pop()
+        if _is_check(nodes.get(name) or {}):
+            continue  # what comes after the check is what referflow let through
+        for targets in (workflow.get("connections", {}).get(name) or {}).get("main", []):
+            for target in targets:
+                if target.get("node") not in seen:
+                    seen.add(target.get("node"))
+                    todo.append(target.get("node"))
+    problems = [f"node {name!r} sends to a person without asking referflow first (checkMessage)"
+                for name in sorted(seen, key=str) if _is_send(nodes.get(name) or {})]
+    known = set().union(PACK_SKIPS, *reasons.values())
+    skips = {str(name)[len(SKIPPED):] for name in nodes if str(name).startswith(SKIPPED)}
+    problems += [f"node {SKIPPED + reason!r}: {reason!r} is no reason referflow gives ({', '.join(sorted(known))})"
+                 for reason in sorted(skips - known)]
+    if any(_calls(n, RECORD_MOMENT, ("moment", "record")) for n in nodes.values()):
+        problems += [f"no node {SKIPPED + reason!r}: a decision skipped for that reason would end at "
+                     f"{SKIPPED + 'other reason'!r}" for reason in sorted(reasons[REASON_FIELDS[0]] - skips)]
     return problems
 
 
@@ -268,6 +358,14 @@ def _exponent_tables(workflow: dict[str, Any]) -> list[str]:
             problems.append(f"node {node!r}: {', '.join(inline)} quoted in code (an exponent table "
                             "nothing checks?): read $('Settings').item.json.currency_exponents")
     return problems
+
+
+def _stripe_versions(workflow: dict[str, Any]) -> list[str]:
+    """A Stripe call pins the version referflow's own calls pin, so both read the same shapes."""
+    return [f"node {n.get('name')!r}: Stripe-Version {version!r}, not {STRIPE_VERSION!r} "
+            "(referflow.providers.issuers.STRIPE_VERSION)" for n in workflow["nodes"]
+            if n.get("type") == native_flavour.HTTP_REQUEST and (version := _header(
+                n.get("parameters") or {}, "stripe-version")) is not None and version != STRIPE_VERSION]
 
 
 def _code(workflow: dict[str, Any]) -> list[tuple[str, str]]:

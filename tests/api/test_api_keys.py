@@ -21,7 +21,8 @@ from tests.conftest import ADMIN_TOKEN, PROGRAM_CONFIG, Api, make_program
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 ADMIN_OF_PROGRAM_OPERATIONS = {"updateProgramConfig", "configureProvider", "createProgramApiKey",
-                               "listApiKeys", "revokeApiKey"}
+                               "listApiKeys", "revokeApiKey", "createExperiment",
+                               "updateExperiment", "stopExperiment"}
 
 
 class Clock:

@@ -48,7 +48,8 @@ def test_old_personal_data_is_pruned_and_money_facts_stay(client, app):
 
         counts = prune(session, utcnow(), days=400)
         outbox = session.scalars(select(OutboxEvent).where(OutboxEvent.program_id == api.program_id)).all()
-        assert counts == {"clicks": 1, "inbound_events": 1, "outbox_events": len(outbox) - 1}
+        assert counts == {"clicks": 1, "inbound_events": 1, "outbox_events": len(outbox) - 1,
+                          "moment_decisions": 0}
         click = session.scalars(select(Click)).one()
         assert (click.ip_key, click.net_key, click.ua_key) == (None, None, None) and click.code == code
         inbound = {e.event_id: e for e in session.scalars(select(InboundEvent))}
@@ -64,7 +65,8 @@ def test_old_personal_data_is_pruned_and_money_facts_stay(client, app):
         # The money record and the referral's history are untouched; a second run finds nothing.
         assert len(session.scalars(select(ReferralHistory)).all()) == history_before
         assert [(c.id, c.amount, c.balance) for c in session.scalars(select(GiftCard))] == cards_before
-        assert prune(session, utcnow(), days=400) == {"clicks": 0, "inbound_events": 0, "outbox_events": 0}
+        assert prune(session, utcnow(), days=400) == {"clicks": 0, "inbound_events": 0, "outbox_events": 0,
+                                                     "moment_decisions": 0}
     # The API still reads the referral in full.
     assert api.get(f"/v1/referrals/{referral['id']}").get_json()["status"] == "rewarded"
 
@@ -76,5 +78,6 @@ def test_recent_data_is_kept(client, app):
     client.get(f"/r/{code}", environ_base={"REMOTE_ADDR": "203.0.113.8"})
     tick(services, services.queue)
     with services.db.session() as session:
-        assert prune(session, utcnow(), days=30) == {"clicks": 0, "inbound_events": 0, "outbox_events": 0}
+        assert prune(session, utcnow(), days=30) == {"clicks": 0, "inbound_events": 0, "outbox_events": 0,
+                                                    "moment_decisions": 0}
         assert session.scalars(select(Click)).one().ip_key is not None

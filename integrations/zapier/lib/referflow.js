@@ -60,8 +60,19 @@ const convert = (field, value) => {
     const number = Number(value);
     return Number.isInteger(number) ? number : value; // referflow explains a bad value
   }
+  if (field.type === 'number') {
+    const number = Number(value);
+    return Number.isFinite(number) ? number : value;
+  }
   if (field.type === 'boolean') {
     return value === true || value === 'true' || value === 'yes';
+  }
+  if (field.type === 'json' && typeof value === 'string') {
+    try {
+      return JSON.parse(value);
+    } catch (ignored) {
+      return value; // referflow explains a bad value
+    }
   }
   return value;
 };
@@ -127,14 +138,16 @@ const performCreate = (operation) => async (z, bundle) => {
 
 /**
  * perform() of a polling trigger: every page of a list referflow answers oldest first (up to
- * MAX_POLL_PAGES pages of PAGE_SIZE), returned newest first; each item keeps its own stable id,
- * by which Zapier sees what is new.
+ * MAX_POLL_PAGES pages of PAGE_SIZE), returned newest first; a list answered newest first
+ * (operation.newest_first) is read from its first page only, as it comes. Each item keeps its own
+ * stable id, by which Zapier sees what is new.
  */
 const performPoll = (operation) => async (z, bundle) => {
   const { path, params } = buildRequest(operation, bundle.inputData);
   const items = [];
   let after = null;
-  for (let page = 0; page < MAX_POLL_PAGES; page += 1) {
+  const pages = operation.newest_first ? 1 : MAX_POLL_PAGES;
+  for (let page = 0; page < pages; page += 1) {
     const response = await z.request({
       method: 'GET', url: `${baseUrl(bundle)}${path}`,
       params: { ...params, limit: String(PAGE_SIZE), ...(after ? { after } : {}) },
@@ -145,7 +158,7 @@ const performPoll = (operation) => async (z, bundle) => {
       break;
     }
   }
-  return items.reverse();
+  return operation.newest_first ? items : items.reverse();
 };
 
 /** perform() for a search: a list (or one object), and "not found" is an empty list. */

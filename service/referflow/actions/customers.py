@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import Column, Integer, String, exists, func, insert, literal, or_, select
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from referflow.actions.bulk import BATCH_SIZE, Advance, BulkImport, Record, Report, Stage, chunks
 from referflow.actions.common import ProgramContext
+from referflow.actions.offers import disable_offer
 from referflow.domain.codes import normalise_code
 from referflow.domain.emails import normalise_email
 from referflow.domain.hashing import keyed_hash
+from referflow.domain.imports import BadRow, check_customer
+from referflow.domain.timeutil import utcnow
 from referflow.errors import NotFound
 from referflow.storage.models import KnownCustomer, ReferralCode
+from referflow.storage.types import UTCDateTime
 
 
 def import_customers(session: Session, ctx: ProgramContext, customers: list[dict[str, Any]],
@@ -50,5 +57,85 @@ def deactivate_code(session: Session, ctx: ProgramContext, raw_code: str) -> Ref
     if code is None or code.program_id != ctx.id:
         raise NotFound("unknown referral code", code="unknown_code")
     code.active = False
+    disable_offer(session, code)  # its friend offer's discount is switched off in the store
     session.commit()
     return code
+
+
+class CustomerImport(BulkImport):
+    """Import a file of existing customers: ``check`` it whole, then ``write`` it in batches.
+
+    A row is new unless a known customer of the program has its external id or its email
+    (the rule of ``import_customers``); rows of the file that repeat an earlier row's external
+    id or email are the same customer, and the first one counts. Nothing is written while any
+    row is bad (actions/bulk.py).
+    """
+
+    def __init__(self, engine: Engine, ctx: ProgramContext, source: str = "import"):
+        super().__init__(engine)
+        self.ctx, self.source = ctx, source
+        self.stage = Stage(self.conn, "import_customers_stage", [
+            Column("seq", Integer, primary_key=True, autoincrement=False),
+            Column("line", Integer), Column("external_id", String(200)),
+            Column("email_key", String(64))])
+
+    def check(self, records: Iterator[Record], advance: Advance) -> Report:
+        """Read and check every record, staging the good ones; return the report so far."""
+        assert self.stage is not None
+        for chunk in chunks(records):
+            rows = [row for line, fields, problem in chunk
+                    if (row := self._checked(line, fields, problem)) is not None]
+            if not self.report.problems:
+                self.stage.add([(self.stage.size + n, *row) for n, row in enumerate(rows)])
+            self.report.read += len(chunk)
+            advance(len(chunk))
+        if not self.report.problems:
+            self.stage.ready()
+            self.report.repeated = self._drop_repeats()
+        return self.report
+
+    def _checked(self, line: int, fields: dict[str, Any] | None,
+                 problem: str | None) -> tuple[int, str | None, str | None] | None:
+        try:
+            if fields is None:
+                raise BadRow(problem or "unreadable")
+            person = check_customer(fields)
+        except BadRow as exc:
+            self.problem(line, exc)
+            return None
+        key = keyed_hash(self.ctx.secret, "email", person.email) if person.email else None
+        return line, person.external_id, key
+
+    def _drop_repeats(self) -> int:
+        """Drop the rows that repeat an earlier row's external id, then email (one sort each)."""
+        assert self.stage is not None
+        table, dropped = self.stage.table, 0
+        for name in ("external_id", "email_key"):
+            ranked = select(table.c.seq, func.row_number().over(
+                partition_by=table.c[name], order_by=table.c.seq).label("n")).where(
+                table.c[name].is_not(None)).subquery()
+            dropped += self.conn.execute(table.delete().where(table.c.seq.in_(
+                select(ranked.c.seq).where(ranked.c.n > 1)))).rowcount
+        self.conn.commit()
+        return dropped
+
+    def write(self, advance: Advance, batch_size: int = BATCH_SIZE) -> Report:
+        """Write the staged customers that are new, one transaction per batch."""
+        assert self.stage is not None and not self.report.problems
+        staged = self.stage.table
+        new = select(literal(self.ctx.id), staged.c.external_id, staged.c.email_key,
+                     literal(self.source), literal(utcnow(), UTCDateTime()))
+        for name in ("external_id", "email_key"):  # NULL matches nothing: anti-joins
+            new = new.where(~exists().where(KnownCustomer.program_id == self.ctx.id,
+                                            getattr(KnownCustomer, name) == staged.c[name]))
+        columns = ["program_id", "external_id", "email_key", "source", "created_at"]
+        for batch, count in self.stage.batches(batch_size):
+            self.report.added += self.conn.execute(
+                insert(KnownCustomer).from_select(columns, new.where(batch))).rowcount
+            self.conn.commit()
+            advance(count)
+        self.report.existing = self.report.read - self.report.repeated - self.report.added
+        if self.conn.dialect.name == "postgresql":  # fresh planner statistics after a big load
+            self.conn.exec_driver_sql("ANALYZE known_customers")
+            self.conn.commit()
+        return self.report

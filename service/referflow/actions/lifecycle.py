@@ -16,15 +16,31 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from referflow.actions.common import SYSTEM, Actor, ProgramContext, load_program, move, reason
 from referflow.actions.events import emit
+from referflow.actions.experiments import variant_rewards
+from referflow.actions.fulfilment import (
+    grant_tier_perks,
+    issued_rewards,
+    plan_rewards,
+    planned_sides,
+)
+from referflow.actions.people import external_key
 from referflow.domain import referral as states
 from referflow.domain.calendar import month_start, next_month_start
-from referflow.domain.codes import new_id
-from referflow.domain.program import REWARD_SIDES
+from referflow.domain.program import REWARD_SIDES, Reward, Tier
 from referflow.domain.timeutil import to_rfc3339, utcnow
+from referflow.errors import NotFound, ValidationFailed
 from referflow.storage.locks import serialise_on
-from referflow.storage.models import Advocate, AdvocateEvent, Program, Referral, Reward, RewardStatus
+from referflow.storage.models import (
+    Advocate,
+    AdvocateEvent,
+    MomentDecision,
+    Person,
+    Program,
+    Referral,
+)
 
 COUNTED = (states.APPROVED, states.REWARDED)
+TIERS = Actor("system", "tiers")
 
 
 def lock_referral(session: Session, referral: Referral) -> None:
@@ -44,9 +60,9 @@ def approve(session: Session, ctx: ProgramContext, referral: Referral, actor: Ac
         serialise_on(session, Advocate, referral.advocate_id, "flagged")
     advocate = session.get(Advocate, referral.advocate_id)
     assert advocate is not None
-    advocate_amount = ctx.config.advocate_reward_in(advocate.tier).amount \
-        if ctx.config.advocate_reward_in(advocate.tier).monetary else 0
-    friend_amount = ctx.config.friend_reward.amount if ctx.config.friend_reward.monetary else 0
+    # The one place a referral's rewards are resolved: tier, experiment variant, base.
+    rewards = ctx.config.rewards_for(advocate.tier, variant_rewards(session, referral))
+    advocate_amount, friend_amount = (_paid(rewards[side]) for side in REWARD_SIDES)
     capped = _cap_hit(session, ctx, referral, advocate_amount + friend_amount, now)
     if capped is not None:
         _apply_cap(session, ctx, referral, capped, actor, now, data)
@@ -57,9 +73,13 @@ def approve(session: Session, ctx: ProgramContext, referral: Referral, actor: Ac
         **(data or {}), "tier": advocate.tier,
         "rewards": {"advocate": advocate_amount, "friend": friend_amount}})
     session.flush()
-    _update_tier(session, ctx, advocate, now)
-    if ctx.config.fulfilment.auto_issue:
-        plan_rewards(session, ctx, referral, now)
+    update_tier(session, ctx, advocate, now)
+    plan_rewards(session, ctx, referral, now, rewards)
+    complete_if_paid(session, ctx, referral, actor, {})  # only perks: rewarded at once
+
+
+def _paid(reward: Reward) -> int:
+    return reward.amount if reward.monetary else 0
 
 
 def _has_caps(ctx: ProgramContext) -> bool:
@@ -107,21 +127,98 @@ def approved_count(session: Session, advocate_id: str) -> int:
         Referral.advocate_id == advocate_id, Referral.status.in_(COUNTED))) or 0
 
 
-def _update_tier(session: Session, ctx: ProgramContext, advocate: Advocate, now: datetime) -> None:
+def moment_counts(session: Session, ctx: ProgramContext, external_id: str) -> dict[str, int]:
+    """Count the moments recorded for a person (asked or not), by moment type."""
+    person_id = select(Person.id).where(Person.program_id == ctx.id,
+                                        Person.external_key == external_key(ctx, external_id))
+    return {moment: count for moment, count in session.execute(
+        select(MomentDecision.moment, func.count()).where(MomentDecision.person_id.in_(person_id))
+        .group_by(MomentDecision.moment))}
+
+
+def _reached(session: Session, ctx: ProgramContext, advocate: Advocate) -> tuple[Tier | None, int]:
+    approved = approved_count(session, advocate.id)
+    moments = moment_counts(session, ctx, advocate.external_id) \
+        if ctx.config.tiers_need_moments else {}
+    return ctx.config.tier_for(approved, moments), approved
+
+
+def update_tier(session: Session, ctx: ProgramContext, advocate: Advocate, now: datetime) -> None:
+    """Move an advocate to the highest tier they reach (approved referrals, recorded moments).
+
+    The one automatic tier update; a tier set by hand (setAdvocateTier) is never changed by it.
+    """
     if not ctx.config.tiers:
         return
-    approved = approved_count(session, advocate.id)
-    tier = ctx.config.tier_for(approved)
+    serialise_on(session, Advocate, advocate.id, "flagged")  # against a tier set by hand meanwhile
+    session.refresh(advocate)
+    if advocate.tier_manual:
+        return
+    tier, approved = _reached(session, ctx, advocate)
+    _change_tier(session, ctx, advocate, tier, approved, now, TIERS)
+
+
+def update_tier_after_moment(session: Session, ctx: ProgramContext, external_id: str,
+                             now: datetime) -> None:
+    """Re-evaluate the tier of the advocate a moment was recorded for, if a tier needs moments."""
+    if not ctx.config.tiers_need_moments:
+        return
+    advocate = session.scalar(select(Advocate).where(Advocate.program_id == ctx.id,
+                                                     Advocate.external_id == external_id))
+    if advocate is not None:
+        update_tier(session, ctx, advocate, now)
+
+
+def set_tier(session: Session, ctx: ProgramContext, advocate_id: str, body: dict[str, Any],
+             actor: Actor) -> Advocate:
+    """Set an advocate's tier by hand (it sticks), or hand it back to the rules (``automatic``)."""
+    advocate = session.scalar(select(Advocate).where(Advocate.program_id == ctx.id,
+                                                     Advocate.id == advocate_id))
+    if advocate is None:
+        raise NotFound("advocate not found", code="advocate_not_found")
+    serialise_on(session, Advocate, advocate.id, "flagged")
+    session.refresh(advocate)
+    tier, approved = _reached(session, ctx, advocate)
+    if not body.get("automatic"):
+        tier = _named_tier(ctx, body["tier"])
+    advocate.tier_manual = not body.get("automatic")
+    _change_tier(session, ctx, advocate, tier, approved, utcnow(), actor, always=True, extra={
+        "manual": advocate.tier_manual, "note": body.get("note")})
+    session.commit()
+    return advocate
+
+
+def _named_tier(ctx: ProgramContext, name: str | None) -> Tier | None:
+    if name is None:
+        return None
+    for tier in ctx.config.tiers:
+        if tier.name == name:
+            return tier
+    known = ", ".join(t.name for t in ctx.config.tiers) or "none configured"
+    raise ValidationFailed(f"unknown tier {name[:40]!r} (tiers: {known})", code="unknown_tier",
+                           errors=[{"path": "/tier", "message": "unknown tier"}])
+
+
+def _change_tier(session: Session, ctx: ProgramContext, advocate: Advocate, tier: Tier | None,
+                 approved: int, now: datetime, actor: Actor, always: bool = False,
+                 extra: dict[str, Any] | None = None) -> None:
+    """Record a tier change in advocate_events and emit advocate.tier_changed when it moves.
+
+    ``always``: record the entry even when the tier stays (a tier set by hand, or handed back).
+    """
     name = tier.name if tier else None
-    if name == advocate.tier:
+    if name == advocate.tier and not always:
         return
     change = {"from": advocate.tier, "to": name, "approved": approved,
               "perks": list(tier.perks) if tier else []}
     session.add(AdvocateEvent(advocate_id=advocate.id, program_id=ctx.id, at=now,
-                              action="tier_changed", actor_type="system", actor_id="tiers",
-                              data=change))
-    emit(session, ctx.id, "advocate.tier_changed", {
-        "advocate": {"id": advocate.id, "external_id": advocate.external_id}, **change})
+                              action="tier_set" if always else "tier_changed",
+                              actor_type=actor.type, actor_id=actor.id,
+                              data={**change, **(extra or {})}))
+    if name != advocate.tier:
+        emit(session, ctx.id, "advocate.tier_changed", {
+            "advocate": {"id": advocate.id, "external_id": advocate.external_id}, **change})
+    grant_tier_perks(session, ctx, advocate, advocate.tier, tier, now)
     advocate.tier = name
 
 
@@ -181,16 +278,6 @@ def release_due_holds(session: Session, secret: str, now: datetime | None = None
     return released
 
 
-def plan_rewards(session: Session, ctx: ProgramContext, referral: Referral, now: datetime) -> None:
-    """Queue one reward per paid side of an approved referral (auto-issue programs)."""
-    for side, amount in (("advocate", referral.advocate_reward), ("friend", referral.friend_reward)):
-        if amount:
-            session.add(Reward(id=new_id("rwd"), program_id=ctx.id, referral_id=referral.id,
-                               side=side, issuer=ctx.config.fulfilment.issuer, amount=amount,
-                               currency=ctx.config.currency, status=RewardStatus.PENDING, next_attempt_at=now,
-                               created_at=now))
-
-
 def committed_amounts(ctx: ProgramContext, referral: Referral) -> dict[str, int]:
     """Return each side's reward amount as committed at approval (config for older rows)."""
     committed = {"advocate": referral.advocate_reward, "friend": referral.friend_reward}
@@ -201,14 +288,17 @@ def committed_amounts(ctx: ProgramContext, referral: Referral) -> dict[str, int]
 
 def complete_if_paid(session: Session, ctx: ProgramContext, referral: Referral, actor: Actor,
                      paid: dict[str, dict[str, Any]]) -> bool:
-    """Mark an approved referral rewarded once every side with a reward is in ``paid``."""
+    """Mark an approved referral rewarded once every side with a reward is paid: a side with a
+    gift-card amount or a reward row is due; ``paid`` adds to the issued reward rows."""
     if referral.status != states.APPROVED:
         return False
     amounts = committed_amounts(ctx, referral)
-    if not all(side in paid for side in REWARD_SIDES if amounts[side] > 0):
+    due = {side for side in REWARD_SIDES if amounts[side] > 0} | planned_sides(session, referral.id)
+    paid = {**issued_rewards(session, referral.id), **paid}
+    if not due or not due <= set(paid):
         return False
-    perks = {side: ctx.config.reward_for(side).perk for side in REWARD_SIDES
-             if ctx.config.reward_for(side).type == "non_cash"}
+    rewards = ctx.config.rewards_for(None, variant_rewards(session, referral))
+    perks = {side: rewards[side].perk for side in REWARD_SIDES if rewards[side].type == "non_cash"}
     move(session, ctx, referral, states.REWARDED, "rewarded", actor, data={
         "rewards": [paid[side] for side in REWARD_SIDES if side in paid], "non_cash": perks})
     return True

@@ -13,10 +13,13 @@ from sqlalchemy.orm import Session
 from referflow.actions.common import ProgramContext
 from referflow.actions.eligibility import marks_of, save_marks
 from referflow.actions.events import emit
+from referflow.actions.experiments import link_variant
+from referflow.actions.offers import plan_offer
 from referflow.domain import referral as states
 from referflow.domain.codes import new_id, new_referral_code, normalise_code, normalise_vanity
 from referflow.domain.emails import normalise_email
 from referflow.domain.hashing import ip_network_key, keyed_hash
+from referflow.domain.portal import permanent_token_hash
 from referflow.domain.program import ProgramConfig
 from referflow.domain.timeutil import utcnow
 from referflow.errors import Conflict, NotFound, ValidationFailed
@@ -39,6 +42,7 @@ class Link:
     advocate: Advocate
     code: ReferralCode
     created: bool
+    variant: dict[str, Any] | None = None  # the running rewards experiment's, if any
 
 
 def create_link(session: Session, ctx: ProgramContext, body: dict[str, Any],
@@ -54,6 +58,14 @@ def create_link(session: Session, ctx: ProgramContext, body: dict[str, Any],
 
 def _create_link(session: Session, ctx: ProgramContext, body: dict[str, Any],
                  share_base: str) -> Link:
+    link = enrol_advocate(session, ctx, body, share_base)
+    session.commit()
+    return link
+
+
+def enrol_advocate(session: Session, ctx: ProgramContext, body: dict[str, Any],
+                   share_base: str) -> Link:
+    """Enrol an advocate (or find them) and return their code, in the caller's transaction."""
     person = body["advocate"]
     if person["external_id"] is None:
         raise ValidationFailed("the event carries no customer id", code="no_customer",
@@ -68,8 +80,10 @@ def _create_link(session: Session, ctx: ProgramContext, body: dict[str, Any],
             raise ValidationFailed("the event carries no email address", code="no_email",
                                    ordinary="no_email",
                                    errors=[{"path": "/advocate/email", "message": "null"}])
-        advocate = Advocate(id=new_id("adv"), program_id=ctx.id,
-                            external_id=person["external_id"])
+        advocate_id = new_id("adv")
+        advocate = Advocate(id=advocate_id, program_id=ctx.id, external_id=person["external_id"],
+                            portal_generation=0,  # the advocate page's token (actions/portal.py)
+                            portal_token_hash=permanent_token_hash(ctx.secret, advocate_id, 0))
         session.add(advocate)
     if person["email"] is not None:
         advocate.email = person["email"].strip()
@@ -77,6 +91,7 @@ def _create_link(session: Session, ctx: ProgramContext, body: dict[str, Any],
     advocate.name = person.get("name", advocate.name)
     session.flush()
     code = _code_for(session, ctx, advocate, vanity, created)
+    plan_offer(session, ctx, code)  # the friend's offer: its discount is made in the background
     if body.get("context"):
         save_marks(session, ctx, advocate.id, "advocate", marks_of(ctx, body["context"], None),
                    None, utcnow())
@@ -85,8 +100,7 @@ def _create_link(session: Session, ctx: ProgramContext, body: dict[str, Any],
             "advocate": {"id": advocate.id, "external_id": advocate.external_id,
                          "email": advocate.email, "name": advocate.name},
             "code": code.code, "url": f"{share_base}/r/{code.code}"})
-    session.commit()
-    return Link(advocate, code, created)
+    return Link(advocate, code, created, link_variant(session, ctx, advocate, utcnow()))
 
 
 def _vanity(raw: str | None) -> str | None:

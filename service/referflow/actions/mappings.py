@@ -2,18 +2,19 @@
 
 | provider | event | action |
 |---|---|---|
-| stripe | checkout.session.completed | claim (code: client_reference_id or metadata.referral_code) |
+| stripe | checkout.session.completed | claim (client_reference_id, metadata.referral_code, promotion code) |
 | stripe | customer.created | claim (code: metadata.referral_code) |
-| stripe | invoice.paid | qualify first_paid_invoice (amount_paid) |
+| stripe | invoice.paid | claim (its promotion code, if unclaimed); qualify first_paid_invoice (amount_paid) |
 | stripe | charge.succeeded | remember the charge; card fingerprint -> same_payment_method |
 | stripe | charge.refunded, refund.created | reverse (refund) |
 | stripe | charge.dispute.created | reverse (chargeback) and flag |
 | shopify | customers/create | claim (code: tag ``referral:CODE`` or note ``referral_code: CODE``) |
-| shopify | orders/paid | claim (discount code or note attribute) and qualify first_order |
+| shopify | orders/paid | claim (note attribute, or the discount code that is a referral code) and qualify first_order |
 | shopify | refunds/create | reverse (refund) |
 | hubspot | contact.creation / contact.propertyChange(referred_by_code) | claim |
 | hubspot | deal.propertyChange(dealstage = closed won) | qualify each associated contact |
-| klaviyo | unsubscribe / spam / suppression topics | suppress referral messaging |
+| hubspot | contact.propertyChange(hs_email_optout) | email consent withdrawn (true) or granted (false) |
+| klaviyo | unsubscribe / spam / suppression topics | suppress; unsubscribe and spam withdraw email consent |
 
 Each handler declares the shape of what it reads (``@reads``: a JSON Schema checked before it
 acts; ids are bounded non-empty strings or integers, amounts integers or plain decimals, times
@@ -32,6 +33,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from referflow.actions.common import Actor, ProgramContext, reason
+from referflow.actions.consent import record_email_consent
 from referflow.actions.customers import import_customers
 from referflow.actions.event_shapes import (
     CURRENCY,
@@ -54,6 +56,7 @@ from referflow.actions.event_shapes import (
     rfc3339_time,
     unix_time,
 )
+from referflow.actions.offers import referral_code_among, stripe_referral_code
 from referflow.actions.provider_refs import Waiting, customer_of, remember
 from referflow.actions.providers import credentials, settings_of
 from referflow.actions.referrals import (
@@ -72,8 +75,15 @@ from referflow.providers.hubspot import REFERRED_BY, HubSpotClient
 from referflow.providers.issuers import from_stripe_amount
 from referflow.providers.klaviyo import KlaviyoClient
 from referflow.services import Services
-from referflow.storage.models import IdentityMark, ProviderConfig, ProviderRef, Suppression
+from referflow.storage.models import (
+    ConsentStatus,
+    IdentityMark,
+    ProviderConfig,
+    ProviderRef,
+    Suppression,
+)
 
+EMAIL_OPT_OUT = "hs_email_optout"  # HubSpot's "unsubscribed from all email" contact property
 STRIPE_AMOUNT: Shape = {"type": "integer", "minimum": 0, "maximum": money.MAX_MINOR}
 
 
@@ -152,20 +162,32 @@ def _reverse(session: Session, ctx: ProgramContext, actor: Actor, friend_id: str
 # -- Stripe -----------------------------------------------------------------------------------
 
 METADATA = maybe(obj(referral_code=maybe(TEXT)))
+# A discount's promotion code: an id, or the expanded object; a discount itself may be a "di_" id.
+PROMOTION: Shape = {"type": ["string", "object", "null"], "minLength": 1, "maxLength": 190,
+                    "properties": {"id": ID, "code": maybe(TEXT)}}
+STRIPE_DISCOUNTS = array_of({"type": ["string", "object"], "minLength": 1, "maxLength": 190,
+                             "properties": {"promotion_code": PROMOTION}})
 
 
-@reads(stripe_event(customer=maybe(ID), payment_intent=maybe(ID), client_reference_id=maybe(TEXT),
-                    metadata=METADATA, customer_email=maybe(TEXT),
-                    customer_details=maybe(obj(email=maybe(TEXT)))))
+@reads(stripe_event(id=ID, customer=maybe(ID), payment_intent=maybe(ID),
+                    client_reference_id=maybe(TEXT), metadata=METADATA,
+                    customer_email=maybe(TEXT), customer_details=maybe(obj(email=maybe(TEXT))),
+                    discounts=STRIPE_DISCOUNTS,
+                    total_details=maybe(obj(amount_discount=maybe(STRIPE_AMOUNT)))))
 def stripe_checkout_completed(s: Session, ctx: ProgramContext, e: Payload, actor: Actor,
         svc: Services) -> Outcome:
     obj = e["data"]["object"]
     customer = obj.get("customer")
     if customer:
         remember(s, ctx.id, "stripe", customer, obj.get("payment_intent"))
-    code = obj.get("client_reference_id") or (obj.get("metadata") or {}).get("referral_code")
     email = (obj.get("customer_details") or {}).get("email") or obj.get("customer_email")
-    return _claim(s, ctx, actor, code, customer, email)
+    named = [c for c in (obj.get("client_reference_id"),
+                         (obj.get("metadata") or {}).get("referral_code")) if c]
+    code = referral_code_among(s, ctx, named) if named else None
+    if code is None and customer and email:  # the friend's offer: the promotion code used
+        discounted = bool((obj.get("total_details") or {}).get("amount_discount"))
+        code = stripe_referral_code(s, ctx, svc.settings, "checkout_session", obj, discounted)
+    return _claim(s, ctx, actor, code or (named[0] if named else None), customer, email)
 
 
 @reads(stripe_event("id", id=ID, email=maybe(TEXT), metadata=METADATA))
@@ -178,10 +200,32 @@ def stripe_customer_created(s: Session, ctx: ProgramContext, e: Payload, actor: 
 
 @reads(stripe_event("id", "customer", "amount_paid", "currency", id=ID, customer=maybe(ID),
                     amount_paid=STRIPE_AMOUNT, currency=CURRENCY, charge=maybe(ID),
-                    payment_intent=maybe(ID),
+                    payment_intent=maybe(ID), customer_email=maybe(TEXT),
+                    discounts=STRIPE_DISCOUNTS, discount=maybe(obj(promotion_code=PROMOTION)),
                     status_transitions=maybe(obj(paid_at=maybe(UNIX_TIME)))))
 def stripe_invoice_paid(s: Session, ctx: ProgramContext, e: Payload, actor: Actor,
         svc: Services) -> Outcome:
+    claimed = _claim_by_invoice_discount(s, ctx, e["data"]["object"], actor, svc)
+    outcome = _qualify_invoice(s, ctx, e, actor)
+    return {"claim": claimed, **outcome} if claimed else outcome
+
+
+def _claim_by_invoice_discount(s: Session, ctx: ProgramContext, obj: Payload, actor: Actor,
+                               svc: Services) -> Outcome | None:
+    """Claim for the friend's offer used on a first invoice (a subscription made without
+    Checkout, with the promotion code); nothing when the customer is claimed already."""
+    customer, email = obj.get("customer"), obj.get("customer_email")
+    if not customer or not email or not (obj.get("discounts") or obj.get("discount")) or \
+            find_referral_of_friend(s, ctx, customer) is not None:
+        return None
+    code = stripe_referral_code(s, ctx, svc.settings, "invoice", obj, True)
+    if code is None:
+        return None
+    claimed = _claim(s, ctx, actor, code, customer, email)
+    return None if claimed.get("ignored") else claimed
+
+
+def _qualify_invoice(s: Session, ctx: ProgramContext, e: Payload, actor: Actor) -> Outcome:
     obj = e["data"]["object"]
     customer, currency = obj["customer"], obj["currency"].upper()
     if not customer or not obj["amount_paid"]:
@@ -309,6 +353,14 @@ def _shopify_code_in_order(order: Payload) -> str | None:
     return codes[0] if codes else None
 
 
+def _shopify_referral_code(s: Session, ctx: ProgramContext, order: Payload) -> str | None:
+    """The order's referral code: a note attribute, else the discount code that is a referral
+    code (the friend's offer), else the first code (its claim then says why it is no referral)."""
+    named = _shopify_code_in_order(order)
+    codes = [d["code"] for d in order.get("discount_codes") or [] if d.get("code")]
+    return referral_code_among(s, ctx, [named, *codes] if named else codes) or named
+
+
 def _shopify_paid_at(order: Payload) -> str:
     for field in ("processed_at", "created_at"):  # processed_at is when it was paid for
         if order.get(field):
@@ -342,7 +394,7 @@ def shopify_order_paid(s: Session, ctx: ProgramContext, order: Payload, actor: A
         import_customers(s, ctx, [{"external_id": friend}], source="shopify")
         event["type"] = "repeat_order"
     s.commit()
-    code = _shopify_code_in_order(order)
+    code = _shopify_referral_code(s, ctx, order)
     outcome: Outcome = {}
     if code and find_referral_of_friend(s, ctx, friend) is None:
         claimed = _claim(s, ctx, actor, code, friend, order.get("email") or customer.get("email"),
@@ -389,12 +441,28 @@ HUBSPOT_MS: Shape = {**UNIX_TIME, "minimum": UNIX_TIME["minimum"] * 1000,
            propertyName=maybe(TEXT), propertyValue=maybe(TEXT)))
 def hubspot_contact(s: Session, ctx: ProgramContext, e: Payload, actor: Actor,
         svc: Services) -> Outcome:
+    if e.get("propertyName") == EMAIL_OPT_OUT:
+        return _hubspot_opt_out(s, ctx, e, svc)
     if e["subscriptionType"] == "contact.propertyChange" and e.get("propertyName") != REFERRED_BY:
         return _ignored("other_property")  # e.g. referral_code, the contact's own advocate code
     props = _hubspot(s, ctx, svc).contact(str(e["objectId"]))
     code = e.get("propertyValue") if e.get("propertyName") == REFERRED_BY else None
     return _claim(s, ctx, actor, code or props.get(REFERRED_BY), str(e["objectId"]),
                   props.get("email"))
+
+
+def _hubspot_opt_out(s: Session, ctx: ProgramContext, e: Payload, svc: Services) -> Outcome:
+    """A contact unsubscribed from all email (``hs_email_optout`` true), or opted in again."""
+    value = (e.get("propertyValue") or "").lower()
+    if value not in ("true", "false"):
+        return _ignored("unknown_opt_out_value")
+    email = _hubspot(s, ctx, svc).contact(str(e["objectId"])).get("email")
+    if not email:
+        return _ignored("no_email")
+    status = ConsentStatus.WITHDRAWN if value == "true" else ConsentStatus.GRANTED
+    record_email_consent(s, ctx, email, status, f"hubspot:{EMAIL_OPT_OUT}")
+    s.commit()
+    return {"action": "consent", "status": str(status)}
 
 
 def _deal_event(e: Payload, props: dict[str, Any], fallback_currency: str) -> dict[str, Any]:
@@ -428,6 +496,7 @@ def hubspot_deal(s: Session, ctx: ProgramContext, e: Payload, actor: Actor,
 
 CONSENT_WORDS = ("unsubscribe", "suppress", "spam", "consent")
 LIFTING_WORDS = ("unsuppress", "resubscribe")  # topics that lift a suppression never add one
+WITHDRAWING_WORDS = ("unsubscribe", "spam")  # topics that are also a withdrawal of email consent
 
 
 def _find_email(value: Any) -> str | None:
@@ -456,6 +525,8 @@ def klaviyo_consent(s: Session, ctx: ProgramContext, item: Payload, actor: Actor
     if s.scalar(select(Suppression.id).where(Suppression.program_id == ctx.id,
                                              Suppression.email_key == key)) is None:
         s.add(Suppression(program_id=ctx.id, email_key=key, reason=topic[:100], source="klaviyo"))
+    if any(word in topic for word in WITHDRAWING_WORDS):  # an unsubscribe or a spam complaint
+        record_email_consent(s, ctx, email, ConsentStatus.WITHDRAWN, f"klaviyo:{topic}")
     s.commit()
     return {"action": "suppress"}
 

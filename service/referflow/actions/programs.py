@@ -167,3 +167,10 @@ def list_programs(session: Session, limit: int | None = None) -> list[tuple[Prog
                                .order_by(ApiKey.created_at, ApiKey.id)):
         keys[row.program_id].append(row)
     return [(program, keys[program.id]) for program in programs]
+
+
+def config_versions(session: Session, program_id: str) -> list[ProgramConfigVersion]:
+    """Return every version a program's config has had, newest first."""
+    return list(session.scalars(select(ProgramConfigVersion)
+                                .where(ProgramConfigVersion.program_id == program_id)
+                                .order_by(ProgramConfigVersion.version.desc())))

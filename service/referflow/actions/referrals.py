@@ -21,6 +21,7 @@ from referflow.actions.common import (
     retry_on_concurrent_update,
 )
 from referflow.actions.eligibility import claim_facts, marks_of, save_marks
+from referflow.actions.experiments import claim_variants
 from referflow.actions.giftcards import void_referral_cards
 from referflow.actions.lifecycle import enter_hold_or_approve, flag_advocate, release_if_due
 from referflow.actions.provider_refs import PAYMENT, remember, wake
@@ -113,13 +114,15 @@ def _create_referral(session: Session, ctx: ProgramContext, body: dict[str, Any]
     facts = claim_facts(session, ctx, advocate, code, click, body, marks, now)
     signals, outcomes = fraud.evaluate(facts)
     status = VERDICT_STATUS[fraud.verdict(signals, ctx.config.review)]
+    variants = claim_variants(session, ctx, advocate, now)
     referral = Referral(
         id=new_id("ref"), program_id=ctx.id, advocate_id=advocate.id, code=code.code,
-        click_id=click.id if click else None, friend_external_id=body["friend"]["external_id"],
+        click_id=click.id if click else None, channel=click.channel if click else None,
+        friend_external_id=body["friend"]["external_id"],
         friend_email=body["friend"]["email"].strip(), friend_email_key=facts.friend_email_key,
         status=status, reasons=signals, created_at=now, updated_at=now,
         review_deadline=now + timedelta(hours=ctx.config.review.deadline_hours)
-        if status == states.IN_REVIEW else None,
+        if status == states.IN_REVIEW else None, variants=variants or None,
     )
     session.add(referral)
     session.flush()
@@ -132,6 +135,7 @@ def _create_referral(session: Session, ctx: ProgramContext, body: dict[str, Any]
                       if facts.existing_customer else {}),
                    **({"purchased_at": to_rfc3339(facts.purchased_at)}
                       if facts.purchased_at else {})},
+        **({"variants": variants} if variants else {}),
     })
     session.commit()
     return referral

@@ -2,8 +2,10 @@
 
 Pruned: the keyed hashes of link clicks (the click itself stays, for counts), the payloads of
 provider webhook events that are settled, and the payloads of outbox events whose deliveries and
-provider syncs are settled. Referrals, their history, gift cards and ledger entries are kept:
-they are the record of money owed and paid (erasure on request handles people, see privacy).
+provider syncs are settled, and the data and rule details of moment decisions (the decision
+and its reason codes stay). Referrals, their history, gift cards and ledger entries are kept:
+they are the record of money owed and paid; consent entries are kept: they are the evidence of
+consent (erasure on request handles people, see privacy).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from sqlalchemy.orm import Session
 from referflow.actions import sync, webhooks
 from referflow.actions.events import blank_payload
 from referflow.actions.inbound import EXPIRED, IGNORED, PROCESSED
+from referflow.actions.moments import prune_decisions
 from referflow.storage import leases
 from referflow.storage.models import Click, InboundEvent, OutboxEvent, SyncTask, WebhookDelivery
 
@@ -26,7 +29,8 @@ def prune(session: Session, now: datetime, days: int) -> dict[str, int]:
     """Prune one batch of each kind older than ``days``; return how many rows were pruned."""
     cutoff = now - timedelta(days=days)
     counts = {"clicks": _clicks(session, cutoff), "inbound_events": _inbound(session, cutoff, now),
-              "outbox_events": _outbox(session, cutoff, now)}
+              "outbox_events": _outbox(session, cutoff, now),
+              "moment_decisions": prune_decisions(session, cutoff, now, BATCH)}
     session.commit()
     return counts
 

@@ -3,24 +3,29 @@
 Klaviyo gets events marketers build flows on (``Referral Link Created``, ``Referral Approved``,
 ``Reward Issued``, ``Referral Declined``) with the profile properties ``referral_code``,
 ``referral_link``, ``referral_tier``, ``referrals_approved``; HubSpot gets the same facts as
-contact properties (created on first use). Nobody who unsubscribed gets referral messages, and
-nobody gets more than ``messaging.max_messages_per_week``: skipped tasks record why.
+contact properties (created on first use). Every push obeys the send rules every other send path
+obeys (``domain/messaging.py``, facts from ``actions/messaging.py``): a referral message (a
+Klaviyo event) is purpose ``reward``: consent, the suppression list, erasure, the weekly message
+cap (``messaging.max_messages_per_week``) and quiet hours, which defer it (not drop it); profile
+updates and HubSpot properties are ``transactional``: only erasure stops them. Skipped tasks
+record why.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from referflow.actions.common import ProgramContext, load_program
 from referflow.actions.lifecycle import approved_count
+from referflow.actions.messaging import Overrides, person_by_email, recipient
 from referflow.actions.providers import credentials
+from referflow.domain import messaging
 from referflow.domain.emails import normalise_email
 from referflow.domain.hashing import keyed_hash
-from referflow.domain.timeutil import utcnow
+from referflow.domain.timeutil import to_rfc3339, utcnow
 from referflow.errors import PermanentProviderError, RetryableProviderError
 from referflow.providers.hubspot import HubSpotClient
 from referflow.providers.klaviyo import KlaviyoClient
@@ -31,7 +36,6 @@ from referflow.storage.models import (
     OutboxEvent,
     ProviderConfig,
     Referral,
-    Suppression,
     SyncStatus,
     SyncTask,
 )
@@ -78,10 +82,15 @@ def run(session: Session, services: Services, task_id: int) -> str | None:
     if not email:
         return _finish(session, task, SKIPPED, {"skipped": "no_recipient_email"})
     task.recipient_key = keyed_hash(ctx.secret, "email", normalise_email(email))
-    if task.provider == "klaviyo" and event.type in MESSAGES:
-        refused = _refusal(session, ctx, task, now)
-        if refused:
-            return _finish(session, task, SKIPPED, {"skipped": refused})
+    verdict = _check(session, ctx, task, event, email, now)
+    if verdict.send_at is not None:  # quiet hours: the same task, later (a new job generation)
+        leases.settle(task, leases.PENDING)
+        task.next_attempt_at = verdict.send_at
+        task.outcome = {"deferred": verdict.reason, "until": to_rfc3339(verdict.send_at)}
+        session.commit()
+        return leases.PENDING
+    if not verdict.send:
+        return _finish(session, task, SKIPPED, {"skipped": messaging.skip_text(verdict)})
     try:
         _send(session, services, task, event, email, props)
     except RetryableProviderError as exc:
@@ -95,17 +104,15 @@ def run(session: Session, services: Services, task_id: int) -> str | None:
     return _finish(session, task, SENT, {"sent": event.type})
 
 
-def _refusal(session: Session, ctx: ProgramContext, task: SyncTask, now: datetime) -> str | None:
-    suppressed = session.scalar(select(Suppression.reason).where(
-        Suppression.program_id == ctx.id, Suppression.email_key == task.recipient_key))
-    if suppressed:
-        return f"suppressed: {suppressed}"
-    sent = session.scalar(select(func.count()).select_from(SyncTask).where(
-        SyncTask.program_id == ctx.id, SyncTask.provider == "klaviyo",
-        SyncTask.recipient_key == task.recipient_key, SyncTask.status == SENT,
-        SyncTask.sent_at >= now - timedelta(days=7))) or 0
-    limit = ctx.config.messaging.max_messages_per_week
-    return f"frequency_cap: {sent} messages in 7 days (max {limit})" if sent >= limit else None
+def _check(session: Session, ctx: ProgramContext, task: SyncTask, event: OutboxEvent, email: str,
+           now: datetime) -> messaging.MessageCheck:
+    """Ask the one home of the send rules whether this push may go to this person now."""
+    purpose = "reward" if task.provider == "klaviyo" and event.type in MESSAGES else "transactional"
+    key = task.recipient_key
+    assert key is not None
+    facts = recipient(session, ctx, person_by_email(session, ctx, key), key, now,
+                      Overrides(email=email))
+    return messaging.check(purpose, "email", facts, ctx.config)
 
 
 def _finish(session: Session, task: SyncTask, status: str, outcome: dict[str, Any]) -> str:

@@ -16,16 +16,23 @@ def modules() -> tuple[Any, ...]:
     from referflow.api import (  # noqa: PLC0415
         admin,
         errors,
+        experiments,
         giftcards,
         ingress,
         links,
+        lists,
         meta,
+        moments,
+        portal,
         referrals,
         reviews,
+        stats,
+        tiers,
         webhooks,
     )
 
-    return (errors, admin, links, referrals, giftcards, reviews, webhooks, ingress, meta)
+    return (errors, admin, links, referrals, giftcards, reviews, webhooks, ingress, lists, stats,
+            moments, portal, experiments, tiers, meta)
 
 
 def init_app(app: Flask) -> None:

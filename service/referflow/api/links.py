@@ -8,7 +8,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from flask import Blueprint, current_app, redirect, request
 from werkzeug.wrappers import Response as BaseResponse
 
-from referflow.actions import links
+from referflow.actions import experiments, links, offers, portal
 from referflow.api import payloads
 from referflow.api.operations import PUBLIC, Caller, db_session, limit_public, operation
 from referflow.domain.urls import is_http_url
@@ -24,6 +24,9 @@ bp = Blueprint("links", __name__)
 def create_link(caller: Caller, body: dict[str, Any]) -> tuple[dict[str, Any], int]:
     link = links.create_link(db_session(), caller.ctx, body, payloads.base_url())
     return {**payloads.link(link.advocate, link.code, link.created),
+            "portal_url": portal.portal_url(db_session(), caller.ctx, link.advocate, payloads.base_url()),
+            "variant": experiments.link_shown(link.variant),
+            "friend_offer": offers.view(offers.offer_of(db_session(), link.code.code)),
             "outcome": "link_created" if link.created else "existing_link",
             "changed": link.created}, 201 if link.created else 200
 
@@ -31,20 +34,31 @@ def create_link(caller: Caller, body: dict[str, Any]) -> tuple[dict[str, Any], i
 @operation(bp, "getAdvocate", "GET", "/v1/advocates/<advocate_id>", tag="advocates",
            summary="Read an advocate with codes and counts", response="advocate")
 def get_advocate(caller: Caller, body: None, advocate_id: str) -> dict[str, Any]:
-    return _advocate(links.get_advocate(db_session(), caller.ctx, advocate_id=advocate_id))
+    return _advocate(caller, links.get_advocate(db_session(), caller.ctx, advocate_id=advocate_id))
 
 
 @operation(bp, "getAdvocateByExternalId", "GET", "/v1/advocates/by-external-id/<external_id>",
            tag="advocates", summary="Find an advocate by your customer id", response="advocate")
 def get_advocate_by_external_id(caller: Caller, body: None, external_id: str) -> dict[str, Any]:
-    return _advocate(links.get_advocate(db_session(), caller.ctx, external_id=external_id))
+    return _advocate(caller, links.get_advocate(db_session(), caller.ctx, external_id=external_id))
 
 
-def _advocate(advocate: Any) -> dict[str, Any]:
+def _advocate(caller: Caller, advocate: Any) -> dict[str, Any]:
+    return advocate_view(caller, advocate)
+
+
+def advocate_view(caller: Caller, advocate: Any, codes: list[Any] | None = None,
+                  stats: dict[str, int] | None = None,
+                  events: list[Any] | None = None) -> dict[str, Any]:
+    """The advocate payload (getAdvocate, listAdvocates items, setAdvocateTier): one shape."""
     session = db_session()
-    return payloads.advocate(advocate, links.advocate_codes(session, advocate),
-                             links.advocate_stats(session, advocate),
-                             links.advocate_events(session, advocate))
+    codes = links.advocate_codes(session, advocate) if codes is None else codes
+    return {**payloads.advocate(
+                advocate, codes,
+                links.advocate_stats(session, advocate) if stats is None else stats,
+                links.advocate_events(session, advocate) if events is None else events,
+                offers.views_of(session, [c.code for c in codes])),
+            "portal_url": portal.portal_url(session, caller.ctx, advocate, payloads.base_url())}
 
 
 @operation(bp, "followLink", "GET", "/r/<code>", auth=PUBLIC, tag="advocates", response=None,

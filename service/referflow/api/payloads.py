@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from flask import current_app, request
@@ -57,13 +58,17 @@ def link(advocate: Advocate, code: ReferralCode, created: bool) -> dict[str, Any
 
 
 def advocate(row: Advocate, codes: list[ReferralCode], stats: dict[str, int],
-             events: list[AdvocateEvent]) -> dict[str, Any]:
-    """Dump an advocate with codes, counts, tier and events."""
+             events: list[AdvocateEvent],
+             offers: Mapping[str, dict[str, Any] | None] | None = None) -> dict[str, Any]:
+    """Dump an advocate with codes, counts, tier and events; with ``offers`` (code -> the view
+    of actions/offers.py), each code's friend offer too."""
     return {
         "id": row.id, "external_id": row.external_id, "email": row.email, "name": row.name,
         "codes": [{"code": c.code, "active": c.active, "vanity": c.vanity,
-                   "url": share_url(c.code)} for c in codes],
-        "stats": stats, "tier": row.tier, "flagged": row.flagged,
+                   "url": share_url(c.code),
+                   **({"friend_offer": offers.get(c.code)} if offers is not None else {})}
+                  for c in codes],
+        "stats": stats, "tier": row.tier, "tier_manual": row.tier_manual, "flagged": row.flagged,
         "events": [{"at": to_rfc3339(e.at), "action": e.action, "data": e.data} for e in events],
         "created_at": to_rfc3339(row.created_at),
     }

@@ -2,7 +2,7 @@
 
     read              the GET operations
     write             read, and every change a program makes through the API
-    admin-of-program  write, and the program's own keys, config and providers
+    admin-of-program  write, and the program's own keys, config, providers and experiments
 
 Each scope includes the ones above it. schemas/create-api-key.request.json lists the same
 names (tests/api/test_api_keys.py checks that they agree).

@@ -14,6 +14,7 @@ from flask import Flask
 
 from referflow.actions.inbound import due_inbound
 from referflow.actions.lifecycle import release_due_holds
+from referflow.actions.offers import due_offers
 from referflow.actions.retention import prune
 from referflow.actions.reviews import resolve_expired_reviews
 from referflow.actions.rewards import due_rewards
@@ -27,6 +28,7 @@ from referflow.jobs.tasks import (
     issue_reward,
     process_inbound_event,
     process_outbox_event,
+    sync_friend_offer,
     sync_to_provider,
 )
 from referflow.logs import new_request_id, request_id_bound
@@ -49,6 +51,7 @@ def dispatch(services: Services, queue: JobQueue) -> int:
     with services.db.session() as session:
         outbox, deliveries = due_work(session, now)
         rewards = due_rewards(session, now)
+        offers = due_offers(session, now)
         inbound = due_inbound(session, now)
         syncs = due_tasks(session, now)
     bucket = int(now.timestamp()) // 30  # an undone outbox row is offered again every 30 s
@@ -58,12 +61,14 @@ def dispatch(services: Services, queue: JobQueue) -> int:
         queue.enqueue(deliver_webhook, delivery_id, job_id=f"deliver-{delivery_id}-{generation}")
     for reward_id, generation in rewards:
         queue.enqueue(issue_reward, reward_id, job_id=f"reward-{reward_id}-{generation}")
+    for offer_id, generation in offers:
+        queue.enqueue(sync_friend_offer, offer_id, job_id=f"offer-{offer_id}-{generation}")
     for inbound_id, attempts in inbound:
         queue.enqueue(process_inbound_event, inbound_id,
                       job_id=f"inbound-{inbound_id}-{attempts}-{bucket}")
     for task_id, generation in syncs:
         queue.enqueue(sync_to_provider, task_id, job_id=f"sync-{task_id}-{generation}")
-    return len(outbox) + len(deliveries) + len(rewards) + len(inbound) + len(syncs)
+    return len(outbox) + len(deliveries) + len(rewards) + len(offers) + len(inbound) + len(syncs)
 
 
 def tick(services: Services, queue: JobQueue) -> None:

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from sqlalchemy.orm import Session
 
 from referflow import observability
-from referflow.actions import inbound, rewards, sync, webhooks
+from referflow.actions import inbound, offers, rewards, sync, webhooks
 from referflow.jobs.context import services
 from referflow.jobs.queue import enqueued_request_id, rq_connection
 from referflow.logs import new_request_id, request_id_bound
@@ -82,6 +82,14 @@ def issue_reward(reward_id: str) -> str | None:
     svc = services()
     with svc.db.session() as session:
         return rewards.issue_reward(session, svc, reward_id)
+
+
+@observed()
+def sync_friend_offer(offer_id: str) -> str | None:
+    """Create (or switch off) one friend offer's discount in the store (idempotent per row)."""
+    svc = services()
+    with svc.db.session() as session:
+        return offers.sync_offer(session, svc, offer_id)
 
 
 @observed()

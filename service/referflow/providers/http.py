@@ -14,6 +14,16 @@ TIMEOUT = (3.05, 15)
 
 def call(method: str, url: str, provider: str, **kwargs: Any) -> requests.Response:
     """Make a request; 5xx, 429 and network errors are retryable, other 4xx are permanent."""
+    response = send(method, url, provider, **kwargs)
+    if response.status_code >= 400:
+        raise PermanentProviderError(f"{provider}: HTTP {response.status_code}: "
+                                     f"{_message(response)}")
+    return response
+
+
+def send(method: str, url: str, provider: str, **kwargs: Any) -> requests.Response:
+    """Make a request; raise retryable errors (5xx, 429, network), return any other answer
+    (a caller that reads a provider's refusal, e.g. Stripe's error object, checks the status)."""
     try:
         response = requests.request(method, url, timeout=TIMEOUT, allow_redirects=False, **kwargs)
     except requests.RequestException as exc:
@@ -21,9 +31,6 @@ def call(method: str, url: str, provider: str, **kwargs: Any) -> requests.Respon
     if response.status_code == 429 or response.status_code >= 500:
         raise RetryableProviderError(f"{provider}: HTTP {response.status_code}",
                                      retry_after=_retry_after(response))
-    if response.status_code >= 400:
-        raise PermanentProviderError(f"{provider}: HTTP {response.status_code}: "
-                                     f"{_message(response)}")
     return response
 
 

@@ -15,7 +15,7 @@ from types import MappingProxyType
 from typing import Any, Protocol
 
 from referflow.domain import money
-from referflow.errors import PermanentProviderError
+from referflow.errors import PermanentProviderError, RetryableProviderError
 from referflow.providers.http import call
 
 STRIPE_VERSION = "2025-04-30.basil"
@@ -139,29 +139,45 @@ query referflowGiftCardByCode($query: String!) {
 }"""
 
 
+def shopify_admin_url(shop: str, api_base: str | None) -> str:
+    """Return the Admin GraphQL endpoint of a shop (``api_base`` replaces it in tests)."""
+    base = api_base.rstrip("/") if api_base else f"https://{shop}"
+    return f"{base}/admin/api/{SHOPIFY_VERSION}/graphql.json"
+
+
+def shopify_graphql(url: str, token: str, query: str, variables: dict[str, Any]) -> dict[str, Any]:
+    """Run an Admin GraphQL call; a throttled call (HTTP 200 with a THROTTLED error) is retried."""
+    body = call("POST", url, "shopify", json={"query": query, "variables": variables},
+                headers={"X-Shopify-Access-Token": token}).json()
+    errors = body.get("errors") or []
+    if any((e.get("extensions") or {}).get("code") == "THROTTLED" for e in errors):
+        raise RetryableProviderError("shopify: throttled")
+    if errors:
+        raise PermanentProviderError(f"shopify: {errors[0].get('message')}")
+    data: dict[str, Any] = body["data"]
+    return data
+
+
+def derived_code(secret: str, purpose: str, key: str, length: int = 20) -> str:
+    """Return a code derived from our id for it: unguessable, the same on every retry."""
+    return hmac.new(secret.encode(), f"{purpose}:{key}".encode(), hashlib.sha256).hexdigest()[:length]
+
+
 class ShopifyGiftCardIssuer:
     """A Shopify gift card (Admin GraphQL ``giftCardCreate``) with expiry."""
 
     name = "shopify_gift_card"
 
     def __init__(self, shop: str, access_token: str, api_base: str | None, secret: str):
-        base = api_base.rstrip("/") if api_base else f"https://{shop}"
-        self.url = f"{base}/admin/api/{SHOPIFY_VERSION}/graphql.json"
+        self.url = shopify_admin_url(shop, api_base)
         self.token, self.secret = access_token, secret
 
     def code_for(self, reward_id: str) -> str:
         """Return this reward's card code: derived from the id, unguessable, 20 alphanumerics."""
-        digest = hmac.new(self.secret.encode(), f"shopify-gift-card:{reward_id}".encode(),
-                          hashlib.sha256).hexdigest()
-        return digest[:20]
+        return derived_code(self.secret, "shopify-gift-card", reward_id)
 
     def _graphql(self, query: str, variables: dict[str, Any]) -> dict[str, Any]:
-        body = call("POST", self.url, "shopify", json={"query": query, "variables": variables},
-                    headers={"X-Shopify-Access-Token": self.token}).json()
-        if body.get("errors"):
-            raise PermanentProviderError(f"shopify: {body['errors'][0].get('message')}")
-        data: dict[str, Any] = body["data"]
-        return data
+        return shopify_graphql(self.url, self.token, query, variables)
 
     def issue(self, request: RewardRequest) -> IssueResult:
         code = self.code_for(request.reward_id)

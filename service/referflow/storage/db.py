@@ -22,7 +22,10 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    # connect_timeout: a database that is down or unreachable fails /readyz and requests in
+    # seconds instead of hanging a worker for the TCP timeout.
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20,
+                         connect_args={"connect_timeout": 5})
 
 
 def _ensure_sqlite_dir(url: str) -> None:

@@ -11,6 +11,9 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 PENDING = "pending"  # every leased family (DeliveryStatus, RewardStatus, SyncStatus) shares it
+# The wait before each retry of a call that makes something in a store (a reward, a friend offer's
+# discount): seconds, the last one repeating.
+STORE_BACKOFF = (10, 60, 300, 1800, 7200, 21600, 43200)
 
 
 def take(session: Session, model: Any, row_id: Any, now: datetime, seconds: float,

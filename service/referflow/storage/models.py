@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -10,13 +10,21 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
     ForeignKey,
     Index,
     Integer,
     MetaData,
     String,
     UniqueConstraint,
+    delete,
+    event,
+    false,
+    insert,
+    inspect,
+    update,
 )
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from referflow.domain.referral import ReferralStatus
@@ -85,6 +93,11 @@ class Advocate(Base):
     __table_args__ = (
         UniqueConstraint("program_id", "external_id"),
         Index(None, "program_id", "email_key"),
+        # listAdvocates: newest first, the leaderboards, the tier filter
+        Index(None, "program_id", "created_at", "id"),
+        Index(None, "program_id", "approved_count", "id"),
+        Index(None, "program_id", "click_count", "id"),
+        Index(None, "program_id", "tier"),
     )
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     program_id: Mapped[str] = mapped_column(ForeignKey("programs.id"))
@@ -93,8 +106,21 @@ class Advocate(Base):
     email_key: Mapped[str | None] = mapped_column(String(64))
     name: Mapped[str | None] = mapped_column(String(200))
     tier: Mapped[str | None] = mapped_column(String(40))
+    # Set by hand (setAdvocateTier): the automatic update leaves it until changed by hand again.
+    tier_manual: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     flagged: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(default=_now)
+    # Counters the leaderboard sorts on, kept at flush by the hooks after ReferralSignal (the only
+    # writers): referrals, referrals approved or rewarded, clicks.
+    referral_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    approved_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    click_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The advocate page (actions/portal.py): the keyed hash of the current permanent token (the
+    # token itself is derived from the hashing key and the generation, never stored); rotation
+    # moves to the next generation.
+    portal_token_hash: Mapped[str | None] = mapped_column(String(64), index=True, unique=True)
+    portal_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    portal_rotated_at: Mapped[datetime | None]
 
 
 class AdvocateEvent(Base):
@@ -188,17 +214,23 @@ class Referral(Base):
         Index(None, "program_id", "friend_email_key"),
         Index(None, "advocate_id", "approved_at"),
         Index(None, "program_id", "approved_at"),
+        # listReferrals: newest first, alone or by status or channel
+        Index(None, "program_id", "created_at", "id"),
+        Index(None, "program_id", "status", "created_at", "id"),
+        Index(None, "program_id", "channel", "created_at", "id"),
     )
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     program_id: Mapped[str] = mapped_column(ForeignKey("programs.id"))
     advocate_id: Mapped[str] = mapped_column(ForeignKey("advocates.id"))
     code: Mapped[str] = mapped_column(String(32))
     click_id: Mapped[str | None] = mapped_column(String(32))
+    channel: Mapped[str | None] = mapped_column(String(40))  # the ?ch= of that click
     friend_external_id: Mapped[str] = mapped_column(String(200))
     friend_email: Mapped[str | None] = mapped_column(String(320))
     friend_email_key: Mapped[str | None] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(16))
-    reasons: Mapped[list[Any]] = mapped_column(default=list)
+    # active_history: the flush hooks below ReferralSignal see what status and reasons were
+    status: Mapped[str] = mapped_column(String(16), active_history=True)
+    reasons: Mapped[list[Any]] = mapped_column(default=list, active_history=True)
     qualifying_event_id: Mapped[str | None] = mapped_column(String(200))
     qualified_amount: Mapped[int | None] = mapped_column(BigInteger)
     qualified_currency: Mapped[str | None] = mapped_column(String(3))
@@ -209,6 +241,9 @@ class Referral(Base):
     # Reward amounts committed at approval (the advocate's tier then), in the program currency.
     advocate_reward: Mapped[int | None] = mapped_column(BigInteger)
     friend_reward: Mapped[int | None] = mapped_column(BigInteger)
+    # The advocate's experiment variants at claim ({experiment_id, name, subject}); a rewards
+    # variant's amounts apply at approval (actions/experiments.py). NULL: in no experiment.
+    variants: Mapped[list[Any] | None] = mapped_column(JSON(none_as_null=True))
     created_at: Mapped[datetime] = mapped_column(default=_now)
     updated_at: Mapped[datetime] = mapped_column(default=_now)
     # Optimistic lock: a concurrent change of the same referral fails its flush (StaleDataError).
@@ -233,6 +268,73 @@ class ReferralHistory(Base):
     reasons: Mapped[list[Any]] = mapped_column(default=list)
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
     config_version: Mapped[int | None] = mapped_column(Integer)
+
+
+class ReferralSignal(Base):
+    """A reason code a referral carries (a fraud signal, a cap, a reversal...), indexed for
+    listReferrals' ``reason`` filter; derived from ``Referral.reasons`` by the hooks below."""
+
+    __tablename__ = "referral_signals"
+    __table_args__ = (Index(None, "program_id", "code", "referral_id"),)
+    referral_id: Mapped[str] = mapped_column(ForeignKey("referrals.id"), primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    program_id: Mapped[str] = mapped_column(String(32))
+
+
+# Rows derived from referrals and clicks (the signals above, the advocates' counters) are written
+# by these hooks and nowhere else: in the flush that writes their source, so in its transaction,
+# whichever use case made the change. Counters move by SQL increments (no lost update), after the
+# referral's own row: the lock order stays referral -> advocate. Bulk UPDATEs of a referral's
+# status or reasons would bypass them; there are none.
+APPROVED_COUNTED = frozenset({ReferralStatus.APPROVED, ReferralStatus.REWARDED})
+
+
+def reason_codes(reasons: list[Any] | None) -> set[str]:
+    """Return the codes of a referral's reasons, as the ``reason`` filter matches them."""
+    return {str(r["code"])[:64] for r in reasons or () if isinstance(r, dict) and r.get("code")}
+
+
+def _count(connection: Connection, advocate_id: str, **deltas: int) -> None:
+    moved = {name: getattr(Advocate, name) + delta for name, delta in deltas.items() if delta}
+    if moved:
+        connection.execute(update(Advocate).where(Advocate.id == advocate_id).values(moved))
+
+
+def _index_reasons(connection: Connection, referral: Referral, before: set[str],
+                   after: set[str]) -> None:
+    if after - before:
+        connection.execute(insert(ReferralSignal), [
+            {"referral_id": referral.id, "code": code, "program_id": referral.program_id}
+            for code in sorted(after - before)])
+    if before - after:
+        connection.execute(delete(ReferralSignal).where(
+            ReferralSignal.referral_id == referral.id, ReferralSignal.code.in_(before - after)))
+
+
+@event.listens_for(Referral, "after_insert")
+def _referral_inserted(_mapper: Any, connection: Connection, referral: Referral) -> None:
+    _count(connection, referral.advocate_id, referral_count=1,
+           approved_count=int(referral.status in APPROVED_COUNTED))
+    _index_reasons(connection, referral, set(), reason_codes(referral.reasons))
+
+
+@event.listens_for(Referral, "after_update")
+def _referral_updated(_mapper: Any, connection: Connection, referral: Referral) -> None:
+    attrs = inspect(referral).attrs
+    status = attrs.status.history
+    if status.deleted:
+        _count(connection, referral.advocate_id,
+               approved_count=int(referral.status in APPROVED_COUNTED)
+               - int(status.deleted[0] in APPROVED_COUNTED))
+    reasons = attrs.reasons.history
+    if reasons.deleted or reasons.added:
+        was = reasons.deleted[0] if reasons.deleted else None
+        _index_reasons(connection, referral, reason_codes(was), reason_codes(referral.reasons))
+
+
+@event.listens_for(Click, "after_insert")
+def _click_inserted(_mapper: Any, connection: Connection, click: Click) -> None:
+    _count(connection, click.advocate_id, click_count=1)
 
 
 class ProcessedEvent(Base):
@@ -263,6 +365,7 @@ class GiftCard(Base):
     __table_args__ = (
         UniqueConstraint("referral_id", "side"),
         Index(None, "program_id", "advocate_id"),
+        Index(None, "program_id", "created_at", "id"),  # listGiftCards: newest first
     )
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     program_id: Mapped[str] = mapped_column(ForeignKey("programs.id"))
@@ -292,6 +395,35 @@ class GiftCardEntry(Base):
     reference: Mapped[str | None] = mapped_column(String(255))
     actor: Mapped[str | None] = mapped_column(String(200))
     at: Mapped[datetime] = mapped_column(default=_now)
+
+
+class StatRollup(Base):
+    """A program's statistics per calendar day in its timezone, kept in each fact's transaction.
+
+    Every fact is added once per ``split``: '' (all facts), 'channel' and 'tier' (under its
+    channel or tier in ``segment``, '' for none). Metrics and their meaning: domain/stats.py;
+    written by actions/rollups.py only.
+    """
+
+    __tablename__ = "stat_rollups"
+    __table_args__ = (Index(None, "program_id", "split", "metric", "day"),)  # figures "as of"
+    program_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    split: Mapped[str] = mapped_column(String(8), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    segment: Mapped[str] = mapped_column(String(40), primary_key=True)
+    metric: Mapped[str] = mapped_column(String(64), primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger, default=0)
+    amount: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class StatSharer(Base):
+    """An advocate whose first click is counted in the rollups (sharing advocates), once."""
+
+    __tablename__ = "stat_sharers"
+    program_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    advocate_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    day: Mapped[date] = mapped_column(Date)
 
 
 class IdempotencyRecord(Base):
@@ -395,7 +527,15 @@ class RewardStatus(StrEnum):
 
 
 class Reward(Base):
-    """One side's reward of one referral, issued through the program's issuer exactly once."""
+    """One side's reward of one referral, issued through its issuer exactly once.
+
+    ``side`` is advocate or friend, or ``tier`` for the perks of a tier an advocate reached
+    (no referral; ``advocate_id`` names the recipient, and the id is derived from the advocate
+    and the tier, so each tier's perks are granted once). ``kind`` is the reward's type
+    (domain/program.py: gift_card, non_cash, percent, amount, free_period); ``details`` what the
+    kind needs beyond money (the perk, the tier and its perks, the percentage, the provider);
+    ``expires_at`` when a discount stops working.
+    """
 
     __tablename__ = "rewards"
     __table_args__ = (
@@ -404,7 +544,8 @@ class Reward(Base):
     )
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     program_id: Mapped[str] = mapped_column(String(32), index=True)
-    referral_id: Mapped[str] = mapped_column(ForeignKey("referrals.id"))
+    referral_id: Mapped[str | None] = mapped_column(ForeignKey("referrals.id"))
+    advocate_id: Mapped[str | None] = mapped_column(String(32))
     side: Mapped[str] = mapped_column(String(16))
     issuer: Mapped[str] = mapped_column(String(40))
     amount: Mapped[int] = mapped_column(BigInteger)
@@ -418,6 +559,52 @@ class Reward(Base):
     last_error: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(default=_now)
     issued_at: Mapped[datetime | None]
+    kind: Mapped[str] = mapped_column(String(16), default="gift_card", server_default="gift_card")
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    expires_at: Mapped[datetime | None]
+
+
+class StoreDiscountStatus(StrEnum):
+    """A friend offer's discount in the store: to do, a worker holds it (creating, or disabling
+    it after the code was deactivated), live, refused by the store, switched off."""
+
+    PENDING = "pending"
+    CREATING = "creating"
+    ACTIVE = "active"
+    FAILED = "failed"
+    DISABLED = "disabled"
+
+
+class StoreDiscount(Base):
+    """The friend offer of one referral code: a discount in the store whose code is the referral
+    code, created in the background exactly once (actions/offers.py).
+
+    ``wanted`` is what the store should have (active, or disabled once the code is deactivated);
+    a worker makes it so. ``terms`` are the offer as configured when the row was made.
+    """
+
+    __tablename__ = "store_discounts"
+    __table_args__ = (
+        Index(None, "status", "next_attempt_at"),
+        Index(None, "program_id", "provider", "external_id"),
+    )
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    program_id: Mapped[str] = mapped_column(String(32))
+    code: Mapped[str] = mapped_column(ForeignKey("referral_codes.code"), unique=True)
+    advocate_id: Mapped[str] = mapped_column(String(32))
+    provider: Mapped[str] = mapped_column(String(20))
+    terms: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(String(16))
+    wanted: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None]
+    lease_until: Mapped[datetime | None]
+    external_id: Mapped[str | None] = mapped_column(String(200))  # Shopify node id, Stripe promo id
+    coupon_id: Mapped[str | None] = mapped_column(String(200))  # Stripe
+    reason: Mapped[str | None] = mapped_column(String(500))  # the store's refusal, or the outage
+    expires_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+    updated_at: Mapped[datetime] = mapped_column(default=_now)
 
 
 class ProviderConfig(Base):
@@ -494,6 +681,157 @@ class Suppression(Base):
     created_at: Mapped[datetime] = mapped_column(default=_now)
 
 
+class Person(Base):
+    """Someone moments are recorded for, or consent is kept for (an advocate or not, yet).
+
+    Found by a keyed hash of the program's own customer id (``external_key``), kept after
+    erasure so an erased person is never asked again; the id itself, the email and the
+    attributes go at erasure. The row is also the lock that serialises the asks of one person.
+    """
+
+    __tablename__ = "people"
+    __table_args__ = (
+        UniqueConstraint("program_id", "external_key"),
+        Index(None, "program_id", "email_key"),
+    )
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    program_id: Mapped[str] = mapped_column(ForeignKey("programs.id"))
+    external_key: Mapped[str] = mapped_column(String(64))
+    external_id: Mapped[str] = mapped_column(String(200))  # "erased:<id>" once erased
+    email: Mapped[str | None] = mapped_column(String(320))
+    email_key: Mapped[str | None] = mapped_column(String(64))
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    erased_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+    updated_at: Mapped[datetime] = mapped_column(default=_now)
+
+
+class ConsentStatus(StrEnum):
+    """A person's consent for a channel: given, or taken back."""
+
+    GRANTED = "granted"
+    WITHDRAWN = "withdrawn"
+
+
+class Consent(Base):
+    """Append-only consent evidence: who said what, for which channel, where and when.
+
+    A provider opt-out names an email only: ``person_id`` stays empty until that email is a
+    person's. Erasure empties ``email_key`` and keeps the rest (that consent existed, and when).
+    """
+
+    __tablename__ = "consents"
+    __table_args__ = (
+        Index(None, "person_id", "channel", "occurred_at"),
+        Index(None, "program_id", "email_key", "channel"),
+    )
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    program_id: Mapped[str] = mapped_column(ForeignKey("programs.id"))
+    person_id: Mapped[str | None] = mapped_column(ForeignKey("people.id"))
+    email_key: Mapped[str | None] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))  # ConsentStatus
+    source: Mapped[str] = mapped_column(String(100))
+    text_version: Mapped[str | None] = mapped_column(String(100))
+    occurred_at: Mapped[datetime] = mapped_column(default=_now)
+    recorded_at: Mapped[datetime] = mapped_column(default=_now)
+
+
+class AskDecision(StrEnum):
+    """What a moment decided: ask the person to refer, or skip (with a reason code)."""
+
+    ASK = "ask"
+    SKIP = "skip"
+
+
+class AskResponse(StrEnum):
+    """What the person did with an ask, when the program tells referflow."""
+
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+
+
+class MomentDecision(Base):
+    """A moment recorded for a person and the ask decision taken, with every rule's outcome."""
+
+    __tablename__ = "moment_decisions"
+    __table_args__ = (
+        UniqueConstraint("program_id", "request_id"),
+        Index(None, "person_id", "created_at"),
+        Index(None, "program_id", "created_at"),
+    )
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    program_id: Mapped[str] = mapped_column(ForeignKey("programs.id"))
+    person_id: Mapped[str] = mapped_column(ForeignKey("people.id"))
+    request_id: Mapped[str | None] = mapped_column(String(200))  # the caller's optional id
+    moment: Mapped[str] = mapped_column(String(40))
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    occurred_at: Mapped[datetime]
+    decision: Mapped[str] = mapped_column(String(8))  # AskDecision
+    skip_reason: Mapped[str | None] = mapped_column(String(40))
+    channel: Mapped[str | None] = mapped_column(String(16))
+    send_at: Mapped[datetime | None]
+    outcomes: Mapped[list[Any]] = mapped_column(default=list)
+    config_version: Mapped[int] = mapped_column(Integer)
+    advocate_id: Mapped[str | None] = mapped_column(String(32))
+    code: Mapped[str | None] = mapped_column(String(32))
+    response: Mapped[str | None] = mapped_column(String(16))  # AskResponse
+    responded_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+    pruned_at: Mapped[datetime | None]  # data and rule details removed after the retention period
+    # The person's experiment variants this decision exposed them to (+ the message variant's
+    # text); NULL: none.
+    variants: Mapped[list[Any] | None] = mapped_column(JSON(none_as_null=True))
+
+
+class ExperimentStatus(StrEnum):
+    """An experiment: assigning and applying its variants, or stopped (kept for its results)."""
+
+    RUNNING = "running"
+    STOPPED = "stopped"
+
+
+class Experiment(Base):
+    """An experiment of a program: variants of the rewards, the ask message or the moment.
+
+    ``running_subject`` is the subject while running and NULL once stopped: the unique
+    constraint holds at most one running experiment per program and subject, race-free.
+    """
+
+    __tablename__ = "experiments"
+    __table_args__ = (
+        UniqueConstraint("program_id", "running_subject"),
+        Index(None, "program_id", "created_at", "id"),
+    )
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    program_id: Mapped[str] = mapped_column(ForeignKey("programs.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    subject: Mapped[str] = mapped_column(String(16))  # domain/experiments.Subject
+    running_subject: Mapped[str | None] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))  # ExperimentStatus
+    design: Mapped[dict[str, Any]]  # domain/experiments.Design.to_dict()
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+    stopped_at: Mapped[datetime | None]
+    stop_note: Mapped[str | None] = mapped_column(String(500))
+
+
+class ExperimentAssignment(Base):
+    """A person's variant, written at their first exposure, so results count exactly.
+
+    Keyed by the keyed hash of the person's external id (``people.external_key``'s): a moment
+    experiment's held-out people may never become advocates.
+    """
+
+    __tablename__ = "experiment_assignments"
+    __table_args__ = (Index(None, "experiment_id", "variant"),)
+    experiment_id: Mapped[str] = mapped_column(ForeignKey("experiments.id"), primary_key=True)
+    subject_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    advocate_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    variant: Mapped[str] = mapped_column(String(40))
+    assigned_at: Mapped[datetime] = mapped_column(default=_now)
+
+
 class SyncStatus(StrEnum):
     """A push to Klaviyo or HubSpot: to do, being sent (leased), sent, skipped (why), refused."""
 
@@ -525,3 +863,26 @@ class SyncTask(Base):
     outcome: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=_now)
     sent_at: Mapped[datetime | None]
+
+
+class User(Base):
+    """A dashboard login: the email as entered, looked up by its lowercase key; Argon2 hash only."""
+
+    __tablename__ = "users"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    email: Mapped[str] = mapped_column(String(320))
+    email_key: Mapped[str] = mapped_column(String(320), unique=True)  # actions/users.py login_key
+    password_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+    last_login_at: Mapped[datetime | None]
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class ProgramMember(Base):
+    """A user's role on one program (domain/roles.py): agencies hold several."""
+
+    __tablename__ = "program_members"
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    program_id: Mapped[str] = mapped_column(ForeignKey("programs.id"), primary_key=True, index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=_now)

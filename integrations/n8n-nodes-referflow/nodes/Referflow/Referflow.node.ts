@@ -51,12 +51,28 @@ export class Referflow implements INodeType {
 						value: 'advocate',
 					},
 					{
+						name: 'Experiment',
+						value: 'experiment',
+					},
+					{
 						name: 'Gift Card',
 						value: 'giftCard',
 					},
 					{
 						name: 'Link',
 						value: 'link',
+					},
+					{
+						name: 'Message',
+						value: 'message',
+					},
+					{
+						name: 'Moment',
+						value: 'moment',
+					},
+					{
+						name: 'Program',
+						value: 'program',
 					},
 					{
 						name: 'Referral',
@@ -94,8 +110,70 @@ export class Referflow implements INodeType {
 							},
 						},
 					},
+					{
+						name: 'List',
+						value: 'list',
+						description: 'Lists advocates with their codes and counts: newest first, or the leaderboard by approved referrals or clicks',
+						action: 'List advocates',
+						routing: {
+							request: {
+								method: 'GET',
+								url: '/v1/advocates',
+							},
+							output: {
+								postReceive: [
+									{
+										type: 'rootProperty',
+										properties: {
+											property: 'items',
+										},
+									},
+								],
+							},
+						},
+					},
 				],
 				default: 'get',
+			},
+			{
+				displayName: 'Operation',
+				name: 'operation',
+				type: 'options',
+				noDataExpression: true,
+				displayOptions: {
+					show: {
+						resource: [
+							'experiment',
+						],
+					},
+				},
+				options: [
+					{
+						name: 'Create',
+						value: 'create',
+						description: 'Starts an experiment: people are split by weight between variants of the rewards, the ask message or the moment. Needs an API key with the admin-of-program scope.',
+						action: 'Create experiment',
+						routing: {
+							request: {
+								method: 'POST',
+								url: '/v1/experiments',
+							},
+						},
+					},
+					{
+						name: 'Get Results',
+						value: 'getResults',
+						description: 'Gets an experiment\'s results per variant: the funnel from asks to rewards, conversion with its 95% interval, revenue and reward cost, the sample size needed and whether there is a winner yet',
+						action: 'Get experiment results',
+						routing: {
+							request: {
+								method: 'GET',
+								url: '=/v1/experiments/{{encodeURIComponent($parameter["experimentId"])}}/results',
+							},
+						},
+					},
+				],
+				default: 'create',
 			},
 			{
 				displayName: 'Operation',
@@ -204,6 +282,90 @@ export class Referflow implements INodeType {
 				displayOptions: {
 					show: {
 						resource: [
+							'message',
+						],
+					},
+				},
+				options: [
+					{
+						name: 'Check',
+						value: 'check',
+						description: 'Asks whether a message may go to a customer now (consent, unsubscribes, caps, quiet hours), before a workflow sends it. Send only when send is true; when reason is quiet_hours, wait until send_at.',
+						action: 'Check message',
+						routing: {
+							request: {
+								method: 'POST',
+								url: '/v1/messages/check',
+							},
+						},
+					},
+				],
+				default: 'check',
+			},
+			{
+				displayName: 'Operation',
+				name: 'operation',
+				type: 'options',
+				noDataExpression: true,
+				displayOptions: {
+					show: {
+						resource: [
+							'moment',
+						],
+					},
+				},
+				options: [
+					{
+						name: 'Record',
+						value: 'record',
+						description: 'Records a moment in a customer\'s life (first win, NPS response, renewal...) and decides whether to ask them to refer now; an ask comes with their share link. A skip is no error: decision is skip, with the reason.',
+						action: 'Record moment',
+						routing: {
+							request: {
+								method: 'POST',
+								url: '/v1/moments',
+							},
+						},
+					},
+				],
+				default: 'record',
+			},
+			{
+				displayName: 'Operation',
+				name: 'operation',
+				type: 'options',
+				noDataExpression: true,
+				displayOptions: {
+					show: {
+						resource: [
+							'program',
+						],
+					},
+				},
+				options: [
+					{
+						name: 'Get Stats',
+						value: 'getStats',
+						description: 'Gets the program\'s statistics per day, week or month in its timezone: the funnel from clicks to rewards, participation, revenue, reward cost and the review queue',
+						action: 'Get program stats',
+						routing: {
+							request: {
+								method: 'GET',
+								url: '/v1/stats',
+							},
+						},
+					},
+				],
+				default: 'getStats',
+			},
+			{
+				displayName: 'Operation',
+				name: 'operation',
+				type: 'options',
+				noDataExpression: true,
+				displayOptions: {
+					show: {
+						resource: [
 							'referral',
 						],
 					},
@@ -257,6 +419,28 @@ export class Referflow implements INodeType {
 							request: {
 								method: 'GET',
 								url: '=/v1/referrals/{{encodeURIComponent($parameter["referralId"])}}',
+							},
+						},
+					},
+					{
+						name: 'List',
+						value: 'list',
+						description: 'Lists referrals, newest first: by status, advocate, channel, reason code or creation time, or finds a friend\'s by their ID or email',
+						action: 'List referrals',
+						routing: {
+							request: {
+								method: 'GET',
+								url: '/v1/referrals',
+							},
+							output: {
+								postReceive: [
+									{
+										type: 'rootProperty',
+										properties: {
+											property: 'items',
+										},
+									},
+								],
 							},
 						},
 					},
@@ -445,6 +629,169 @@ export class Referflow implements INodeType {
 							send: {
 								type: 'body',
 								property: 'note',
+							},
+						},
+					},
+				],
+			},
+			{
+				displayName: 'Customer External ID',
+				name: 'personExternalId',
+				type: 'string',
+				required: true,
+				default: '',
+				description: 'Your own ID for the customer, as in Record Moment',
+				routing: {
+					send: {
+						type: 'body',
+						property: 'person.external_id',
+					},
+				},
+				displayOptions: {
+					show: {
+						resource: [
+							'message',
+						],
+						operation: [
+							'check',
+						],
+					},
+				},
+			},
+			{
+				displayName: 'Channel',
+				name: 'channel',
+				type: 'options',
+				required: true,
+				options: [
+					{
+						name: 'Email',
+						value: 'email',
+					},
+					{
+						name: 'In-App',
+						value: 'in_app',
+					},
+					{
+						name: 'Push',
+						value: 'push',
+					},
+					{
+						name: 'SMS',
+						value: 'sms',
+					},
+				],
+				default: 'email',
+				description: 'How the message would reach them',
+				routing: {
+					send: {
+						type: 'body',
+						property: 'channel',
+					},
+				},
+				displayOptions: {
+					show: {
+						resource: [
+							'message',
+						],
+						operation: [
+							'check',
+						],
+					},
+				},
+			},
+			{
+				displayName: 'Purpose',
+				name: 'purpose',
+				type: 'options',
+				required: true,
+				options: [
+					{
+						name: 'Ask',
+						value: 'ask',
+					},
+					{
+						name: 'Reward',
+						value: 'reward',
+					},
+					{
+						name: 'Transactional',
+						value: 'transactional',
+					},
+				],
+				default: 'ask',
+				description: 'Ask: a referral ask (every rule); Reward: news of a reward (no ask caps); Transactional: receipts and codes (only erasure stops them)',
+				routing: {
+					send: {
+						type: 'body',
+						property: 'purpose',
+					},
+				},
+				displayOptions: {
+					show: {
+						resource: [
+							'message',
+						],
+						operation: [
+							'check',
+						],
+					},
+				},
+			},
+			{
+				displayName: 'Additional Fields',
+				name: 'additionalFields',
+				type: 'collection',
+				placeholder: 'Add Field',
+				default: {},
+				displayOptions: {
+					show: {
+						resource: [
+							'message',
+						],
+						operation: [
+							'check',
+						],
+					},
+				},
+				options: [
+					{
+						displayName: 'Ask ID',
+						name: 'askId',
+						type: 'string',
+						default: '',
+						description: 'The ID of the ask referflow decided (ask.decided\'s ask) when sending it: the ask does not count against itself',
+						routing: {
+							send: {
+								type: 'body',
+								property: 'ask_id',
+							},
+						},
+					},
+					{
+						displayName: 'Customer Email',
+						name: 'personEmail',
+						type: 'string',
+						default: '',
+						description: 'The customer\'s email, if referflow may not know it yet',
+						routing: {
+							send: {
+								type: 'body',
+								property: 'person.email',
+								value: '={{ $value || null }}',
+							},
+						},
+					},
+					{
+						displayName: 'Customer Timezone',
+						name: 'personTimezone',
+						type: 'string',
+						default: '',
+						description: 'IANA timezone such as Europe/Berlin, for quiet hours',
+						routing: {
+							send: {
+								type: 'body',
+								property: 'person.timezone',
 							},
 						},
 					},
@@ -644,6 +991,130 @@ export class Referflow implements INodeType {
 							send: {
 								type: 'body',
 								property: 'context.user_agent',
+							},
+						},
+					},
+				],
+			},
+			{
+				displayName: 'Name',
+				name: 'name',
+				type: 'string',
+				required: true,
+				default: '',
+				placeholder: 'Advocate reward 25 vs 40',
+				description: 'What the experiment tests, for people reading the results',
+				routing: {
+					send: {
+						type: 'body',
+						property: 'name',
+					},
+				},
+				displayOptions: {
+					show: {
+						resource: [
+							'experiment',
+						],
+						operation: [
+							'create',
+						],
+					},
+				},
+			},
+			{
+				displayName: 'Variants',
+				name: 'variants',
+				type: 'json',
+				required: true,
+				default: '',
+				placeholder: '[{"name": "control", "weight": 50}, {"name": "bigger", "weight": 50, "rewards": {"advocate": {"type": "gift_card", "amount": 4000}}}]',
+				description: 'A JSON list of two or more variants, the first being the control: name, weight, and what it changes: rewards (amounts in cents), friend_offer, message, or moments',
+				routing: {
+					send: {
+						type: 'body',
+						property: 'variants',
+						value: '={{ typeof $value === \'string\' ? JSON.parse($value) : $value }}',
+					},
+				},
+				displayOptions: {
+					show: {
+						resource: [
+							'experiment',
+						],
+						operation: [
+							'create',
+						],
+					},
+				},
+			},
+			{
+				displayName: 'Additional Fields',
+				name: 'additionalFields',
+				type: 'collection',
+				placeholder: 'Add Field',
+				default: {},
+				displayOptions: {
+					show: {
+						resource: [
+							'experiment',
+						],
+						operation: [
+							'create',
+						],
+					},
+				},
+				options: [
+					{
+						displayName: 'Baseline Rate',
+						name: 'baselineRate',
+						type: 'number',
+						default: 0,
+						description: 'The conversion rate you expect without a change, e.g. 0.1; by default the control\'s observed rate',
+						routing: {
+							send: {
+								type: 'body',
+								property: 'baseline_rate',
+							},
+						},
+					},
+					{
+						displayName: 'Idempotency Key',
+						name: 'idempotencyKey',
+						type: 'string',
+						default: '',
+						description: 'Sent as the Idempotency-Key header: a repeat with the same key has one effect and gets the first answer again. Map the ID of the triggering event here, e.g. the Stripe event ID.',
+						routing: {
+							request: {
+								headers: {
+									'Idempotency-Key': '={{$value}}',
+								},
+							},
+						},
+					},
+					{
+						displayName: 'Minimum Detectable Effect',
+						name: 'minimumDetectableEffect',
+						type: 'number',
+						default: 0,
+						description: 'The smallest change of the conversion rate worth detecting, e.g. 0.05 for five percentage points (the default): it sets how many people each variant needs',
+						routing: {
+							send: {
+								type: 'body',
+								property: 'minimum_detectable_effect',
+							},
+						},
+					},
+					{
+						displayName: 'Moment',
+						name: 'moment',
+						type: 'string',
+						default: '',
+						placeholder: 'first_win',
+						description: 'Message experiments only: test the ask message at this moment type only',
+						routing: {
+							send: {
+								type: 'body',
+								property: 'moment',
 							},
 						},
 					},
@@ -917,6 +1388,24 @@ export class Referflow implements INodeType {
 				},
 			},
 			{
+				displayName: 'Experiment ID',
+				name: 'experimentId',
+				type: 'string',
+				required: true,
+				default: '',
+				description: 'The experiment\'s ID (exp_...), e.g. from the output of Create Experiment',
+				displayOptions: {
+					show: {
+						resource: [
+							'experiment',
+						],
+						operation: [
+							'getResults',
+						],
+					},
+				},
+			},
+			{
 				displayName: 'Gift Card Code',
 				name: 'code',
 				type: 'string',
@@ -930,6 +1419,127 @@ export class Referflow implements INodeType {
 						],
 						operation: [
 							'get',
+						],
+					},
+				},
+			},
+			{
+				displayName: 'From',
+				name: 'from',
+				type: 'string',
+				default: '',
+				placeholder: '2026-01-01',
+				description: 'First day (YYYY-MM-DD, in the program\'s timezone); default: 29 days before To',
+				routing: {
+					send: {
+						type: 'query',
+						property: 'from',
+					},
+				},
+				displayOptions: {
+					show: {
+						resource: [
+							'program',
+						],
+						operation: [
+							'getStats',
+						],
+					},
+				},
+			},
+			{
+				displayName: 'To',
+				name: 'to',
+				type: 'string',
+				default: '',
+				placeholder: '2026-01-31',
+				description: 'Last day, included (YYYY-MM-DD); default: today',
+				routing: {
+					send: {
+						type: 'query',
+						property: 'to',
+					},
+				},
+				displayOptions: {
+					show: {
+						resource: [
+							'program',
+						],
+						operation: [
+							'getStats',
+						],
+					},
+				},
+			},
+			{
+				displayName: 'Interval',
+				name: 'interval',
+				type: 'options',
+				options: [
+					{
+						name: 'Day',
+						value: 'day',
+					},
+					{
+						name: 'Month',
+						value: 'month',
+					},
+					{
+						name: 'Week (From Monday)',
+						value: 'week',
+					},
+				],
+				default: 'day',
+				routing: {
+					send: {
+						type: 'query',
+						property: 'interval',
+					},
+				},
+				displayOptions: {
+					show: {
+						resource: [
+							'program',
+						],
+						operation: [
+							'getStats',
+						],
+					},
+				},
+			},
+			{
+				displayName: 'Group By',
+				name: 'groupBy',
+				type: 'options',
+				options: [
+					{
+						name: 'Channel',
+						value: 'channel',
+					},
+					{
+						name: 'Nothing',
+						value: 'none',
+					},
+					{
+						name: 'Tier',
+						value: 'tier',
+					},
+				],
+				default: 'none',
+				description: 'Also give the figures per share channel (?ch=) or per advocate tier',
+				routing: {
+					send: {
+						type: 'query',
+						property: 'group_by',
+					},
+				},
+				displayOptions: {
+					show: {
+						resource: [
+							'program',
+						],
+						operation: [
+							'getStats',
 						],
 					},
 				},
@@ -1086,6 +1696,280 @@ export class Referflow implements INodeType {
 							send: {
 								type: 'body',
 								property: 'side',
+							},
+						},
+					},
+				],
+			},
+			{
+				displayName: 'Limit',
+				name: 'limit',
+				type: 'number',
+				default: 50,
+				typeOptions: {
+					numberPrecision: 0,
+				},
+				description: 'Max number of results to return',
+				routing: {
+					send: {
+						type: 'query',
+						property: 'limit',
+					},
+				},
+				displayOptions: {
+					show: {
+						resource: [
+							'advocate',
+						],
+						operation: [
+							'list',
+						],
+					},
+				},
+			},
+			{
+				displayName: 'Sort',
+				name: 'sort',
+				type: 'options',
+				options: [
+					{
+						name: 'Most Approved Referrals',
+						value: 'approved',
+					},
+					{
+						name: 'Most Clicks',
+						value: 'clicks',
+					},
+					{
+						name: 'Newest First',
+						value: 'recent',
+					},
+				],
+				default: 'recent',
+				description: 'Newest first, or the leaderboard: most approved referrals or most clicks first',
+				routing: {
+					send: {
+						type: 'query',
+						property: 'sort',
+					},
+				},
+				displayOptions: {
+					show: {
+						resource: [
+							'advocate',
+						],
+						operation: [
+							'list',
+						],
+					},
+				},
+			},
+			{
+				displayName: 'Additional Fields',
+				name: 'additionalFields',
+				type: 'collection',
+				placeholder: 'Add Field',
+				default: {},
+				displayOptions: {
+					show: {
+						resource: [
+							'advocate',
+						],
+						operation: [
+							'list',
+						],
+					},
+				},
+				options: [
+					{
+						displayName: 'Advocate ID or Email',
+						name: 'search',
+						type: 'string',
+						default: '',
+						description: 'Your own ID for the advocate, or their email address (any case)',
+						routing: {
+							send: {
+								type: 'query',
+								property: 'q',
+							},
+						},
+					},
+					{
+						displayName: 'Tier',
+						name: 'tier',
+						type: 'string',
+						default: '',
+						description: 'Only advocates in this tier (its name in the program\'s config)',
+						routing: {
+							send: {
+								type: 'query',
+								property: 'tier',
+							},
+						},
+					},
+				],
+			},
+			{
+				displayName: 'Limit',
+				name: 'limit',
+				type: 'number',
+				default: 50,
+				typeOptions: {
+					numberPrecision: 0,
+				},
+				description: 'Max number of results to return',
+				routing: {
+					send: {
+						type: 'query',
+						property: 'limit',
+					},
+				},
+				displayOptions: {
+					show: {
+						resource: [
+							'referral',
+						],
+						operation: [
+							'list',
+						],
+					},
+				},
+			},
+			{
+				displayName: 'Additional Fields',
+				name: 'additionalFields',
+				type: 'collection',
+				placeholder: 'Add Field',
+				default: {},
+				displayOptions: {
+					show: {
+						resource: [
+							'referral',
+						],
+						operation: [
+							'list',
+						],
+					},
+				},
+				options: [
+					{
+						displayName: 'Advocate ID',
+						name: 'advocateId',
+						type: 'string',
+						default: '',
+						description: 'Only this advocate\'s referrals (referflow\'s advocate ID, adv_...)',
+						routing: {
+							send: {
+								type: 'query',
+								property: 'advocate_id',
+							},
+						},
+					},
+					{
+						displayName: 'Channel',
+						name: 'channel',
+						type: 'string',
+						default: '',
+						description: 'Only referrals that came through a share link with this ?ch= channel (e.g. email)',
+						routing: {
+							send: {
+								type: 'query',
+								property: 'channel',
+							},
+						},
+					},
+					{
+						displayName: 'Created Before',
+						name: 'createdTo',
+						type: 'string',
+						default: '',
+						description: 'Only referrals created before this time (RFC 3339 with an offset)',
+						routing: {
+							send: {
+								type: 'query',
+								property: 'created_to',
+							},
+						},
+					},
+					{
+						displayName: 'Created From',
+						name: 'createdFrom',
+						type: 'string',
+						default: '',
+						description: 'Only referrals created at or after this time (RFC 3339 with an offset)',
+						routing: {
+							send: {
+								type: 'query',
+								property: 'created_from',
+							},
+						},
+					},
+					{
+						displayName: 'Friend ID or Email',
+						name: 'search',
+						type: 'string',
+						default: '',
+						description: 'The referred friend\'s external ID, or their email address (any case)',
+						routing: {
+							send: {
+								type: 'query',
+								property: 'q',
+							},
+						},
+					},
+					{
+						displayName: 'Reason Code',
+						name: 'reason',
+						type: 'string',
+						default: '',
+						description: 'Only referrals that carry this reason code (e.g. self_referral, same_household)',
+						routing: {
+							send: {
+								type: 'query',
+								property: 'reason',
+							},
+						},
+					},
+					{
+						displayName: 'Status',
+						name: 'status',
+						type: 'options',
+						options: [
+							{
+								name: 'Approved',
+								value: 'approved',
+							},
+							{
+								name: 'Held',
+								value: 'held',
+							},
+							{
+								name: 'In Review',
+								value: 'in_review',
+							},
+							{
+								name: 'Pending',
+								value: 'pending',
+							},
+							{
+								name: 'Rejected',
+								value: 'rejected',
+							},
+							{
+								name: 'Reversed',
+								value: 'reversed',
+							},
+							{
+								name: 'Rewarded',
+								value: 'rewarded',
+							},
+						],
+						default: 'approved',
+						description: 'Only referrals in this status',
+						routing: {
+							send: {
+								type: 'query',
+								property: 'status',
 							},
 						},
 					},
@@ -1335,6 +2219,199 @@ export class Referflow implements INodeType {
 								type: 'body',
 								property: 'event.payment_references',
 								value: '={{ $value.filter((value) => value) }}',
+							},
+						},
+					},
+				],
+			},
+			{
+				displayName: 'Customer External ID',
+				name: 'personExternalId',
+				type: 'string',
+				required: true,
+				default: '',
+				description: 'Your own ID for the customer, e.g. the Stripe or HubSpot ID. The same ID always means the same person.',
+				routing: {
+					send: {
+						type: 'body',
+						property: 'person.external_id',
+					},
+				},
+				displayOptions: {
+					show: {
+						resource: [
+							'moment',
+						],
+						operation: [
+							'record',
+						],
+					},
+				},
+			},
+			{
+				displayName: 'Moment',
+				name: 'moment',
+				type: 'string',
+				required: true,
+				default: '',
+				placeholder: 'first_win',
+				description: 'One of first_win, qbr, renewal, support_resolved, nps_response, community_contribution, milestone, or a moment type of your program (moments.custom_types)',
+				routing: {
+					send: {
+						type: 'body',
+						property: 'moment',
+					},
+				},
+				displayOptions: {
+					show: {
+						resource: [
+							'moment',
+						],
+						operation: [
+							'record',
+						],
+					},
+				},
+			},
+			{
+				displayName: 'Additional Fields',
+				name: 'additionalFields',
+				type: 'collection',
+				placeholder: 'Add Field',
+				default: {},
+				displayOptions: {
+					show: {
+						resource: [
+							'moment',
+						],
+						operation: [
+							'record',
+						],
+					},
+				},
+				options: [
+					{
+						displayName: 'Customer Email',
+						name: 'personEmail',
+						type: 'string',
+						default: '',
+						description: 'The customer\'s email: needed to ask by email and to create their share link',
+						routing: {
+							send: {
+								type: 'body',
+								property: 'person.email',
+								value: '={{ $value || null }}',
+							},
+						},
+					},
+					{
+						displayName: 'Customer Timezone',
+						name: 'personTimezone',
+						type: 'string',
+						default: '',
+						description: 'IANA timezone such as Europe/Berlin: quiet hours are kept in it (default: the program\'s)',
+						routing: {
+							send: {
+								type: 'body',
+								property: 'person.timezone',
+							},
+						},
+					},
+					{
+						displayName: 'Idempotency Key',
+						name: 'idempotencyKey',
+						type: 'string',
+						default: '',
+						description: 'Sent as the Idempotency-Key header: a repeat with the same key has one effect and gets the first answer again. Map the ID of the triggering event here, e.g. the Stripe event ID.',
+						routing: {
+							request: {
+								headers: {
+									'Idempotency-Key': '={{$value}}',
+								},
+							},
+						},
+					},
+					{
+						displayName: 'Moment ID',
+						name: 'momentId',
+						type: 'string',
+						default: '',
+						description: 'Your ID of this moment: sending it again returns the first decision instead of deciding twice',
+						routing: {
+							send: {
+								type: 'body',
+								property: 'id',
+							},
+						},
+					},
+					{
+						displayName: 'Occurred At',
+						name: 'occurredAt',
+						type: 'string',
+						default: '',
+						description: 'When the moment happened (default: now)',
+						routing: {
+							send: {
+								type: 'body',
+								property: 'occurred_at',
+							},
+						},
+					},
+					{
+						displayName: 'Open Support Ticket',
+						name: 'personOpenSupportTicket',
+						type: 'boolean',
+						default: false,
+						description: 'Whether the customer has an open support ticket (then nobody asks them now)',
+						routing: {
+							send: {
+								type: 'body',
+								property: 'person.attributes.open_support_ticket',
+							},
+						},
+					},
+					{
+						displayName: 'Plan',
+						name: 'personPlan',
+						type: 'string',
+						default: '',
+						description: 'The account\'s plan, for the program\'s fit gates',
+						routing: {
+							send: {
+								type: 'body',
+								property: 'person.attributes.plan',
+							},
+						},
+					},
+					{
+						displayName: 'Score',
+						name: 'score',
+						type: 'number',
+						default: 0,
+						typeOptions: {
+							numberPrecision: 0,
+						},
+						description: 'The NPS score (0-10) of an nps_response moment; by default only 9 and 10 ask',
+						routing: {
+							send: {
+								type: 'body',
+								property: 'data.score',
+							},
+						},
+					},
+					{
+						displayName: 'Seats',
+						name: 'personSeats',
+						type: 'number',
+						default: 0,
+						typeOptions: {
+							numberPrecision: 0,
+						},
+						description: 'Seats or users of the account, for the program\'s fit gates',
+						routing: {
+							send: {
+								type: 'body',
+								property: 'person.attributes.seats',
 							},
 						},
 					},

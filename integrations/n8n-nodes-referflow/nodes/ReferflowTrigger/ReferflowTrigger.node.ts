@@ -100,6 +100,14 @@ export class ReferflowTrigger implements INodeType {
 						value: 'advocate.tier_changed',
 					},
 					{
+						name: 'ask.decided',
+						value: 'ask.decided',
+					},
+					{
+						name: 'friend_offer.failed',
+						value: 'friend_offer.failed',
+					},
+					{
 						name: 'referral.approved',
 						value: 'referral.approved',
 					},

@@ -1,0 +1,234 @@
+"""Bulk imports: read a file's records with their line numbers, stage the checked rows in a
+temporary table, and write them in set-based batches.
+
+How an import stays whole (docs/referrals.md, "Importing"): the whole file is read and checked
+first, into a temporary table on one connection, and nothing is written while any row is bad;
+then the rows are written in batches of ``batch_size``, one transaction each, every batch
+skipping what is already there. A run that is interrupted while writing has written whole
+batches only, and running it again writes the rest (the import is idempotent).
+
+Staging uses PostgreSQL's COPY (psycopg) and SQLite's executemany; the writes are
+``INSERT ... SELECT ... WHERE NOT EXISTS`` against the existing indexes.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from itertools import islice
+from types import TracebackType
+from typing import Any, Self, TextIO
+
+from sqlalchemy import Column, Index, MetaData, Table
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.expression import ColumnElement
+
+from referflow.actions import stats
+from referflow.domain.imports import BadRow
+
+STAGE_CHUNK = 20_000  # rows checked and staged per round trip
+BATCH_SIZE = 50_000  # rows written per transaction
+SQLITE_CACHE_KIB = 512 * 1024  # the import connection's page cache (memory, not a file size)
+PG_TEMP_BUFFERS, PG_WORK_MEM = "512MB", "128MB"  # this session's, while it imports
+MAX_LISTED_ERRORS = 100  # a wrong file lists its first problems; every one is counted
+
+Record = tuple[int, dict[str, Any] | None, str | None]  # line, fields (or None), problem
+Advance = Callable[[int], None]
+
+
+def csv_records(stream: TextIO) -> tuple[list[str], Iterator[Record]]:
+    """Return a CSV file's header and its records (each with the line it starts on)."""
+    reader = csv.reader(stream)
+    header = [name.strip() for name in next(reader, [])]
+    return header, _csv_rows(reader, header)
+
+
+def _csv_rows(reader: Any, header: list[str]) -> Iterator[Record]:
+    width = len(header)
+    line = reader.line_num + 1
+    for values in reader:
+        if not values or values == [""]:
+            line = reader.line_num + 1
+            continue
+        if len(values) != width:
+            yield line, None, f"{len(values)} fields where the header has {width}"
+        else:
+            yield line, dict(zip(header, values, strict=True)), None
+        line = reader.line_num + 1
+
+
+def jsonl_records(stream: TextIO) -> Iterator[Record]:
+    """Return a JSON Lines file's records: one JSON object a line (blank lines are skipped)."""
+    for line, text in enumerate(stream, 1):
+        if not text.strip():
+            continue
+        try:
+            fields = json.loads(text)
+        except ValueError:
+            yield line, None, "not valid JSON"
+            continue
+        if isinstance(fields, dict):
+            yield line, fields, None
+        else:
+            yield line, None, "not a JSON object"
+
+
+@dataclass
+class Problems:
+    """Bad rows by line number: the first ``MAX_LISTED_ERRORS`` listed, all counted."""
+
+    listed: list[tuple[int, str]] = field(default_factory=list)
+    count: int = 0
+
+    def add(self, line: int, message: str) -> None:
+        """Count one bad row, listing it while the list is short."""
+        self.count += 1
+        if len(self.listed) < MAX_LISTED_ERRORS:
+            self.listed.append((line, message))
+
+    def __bool__(self) -> bool:
+        return self.count > 0
+
+
+@dataclass
+class Report:
+    """What an import did: rows read, rows written, rows already there, repeats in the file."""
+
+    read: int = 0
+    added: int = 0
+    existing: int = 0
+    repeated: int = 0
+    problems: Problems = field(default_factory=Problems)
+    extra: dict[str, int] = field(default_factory=dict)
+
+
+class Stage:
+    """A temporary table on one connection, filled by COPY (PostgreSQL) or executemany."""
+
+    def __init__(self, conn: Connection, name: str, columns: Sequence[Column[Any]],
+                 indexes: Sequence[tuple[str, ...]] = ()):
+        self.conn = conn
+        self.table = Table(name, MetaData(), *columns, prefixes=["TEMPORARY"])
+        self._insert = str(self.table.insert().compile(dialect=conn.dialect))  # positional
+        self.names = [c.name for c in columns]
+        self.indexes = indexes
+        self.size = 0
+        self._processors = [(n, p) for n, c in enumerate(columns)
+                            if (p := c.type.bind_processor(conn.dialect)) is not None]
+        self.table.drop(conn, checkfirst=True)
+        self.table.create(conn)
+        conn.commit()
+
+    @property
+    def c(self) -> Any:
+        """Return the table's columns."""
+        return self.table.c
+
+    def add(self, rows: list[tuple[Any, ...]]) -> None:
+        """Append rows (tuples in column order)."""
+        if not rows:
+            return
+        if self.conn.dialect.name == "postgresql":
+            cursor = self.conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            with cursor, cursor.copy(f"COPY {self.table.name} ({', '.join(self.names)}) "
+                                     "FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        else:  # the driver's executemany: the types' bind processing, without Core's per-row work
+            if self._processors:
+                rows = [self._processed(row) for row in rows]
+            self.conn.exec_driver_sql(self._insert, rows)
+        self.size += len(rows)
+
+    def _processed(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
+        values = list(row)
+        for n, process in self._processors:
+            values[n] = process(values[n])
+        return tuple(values)
+
+    def ready(self) -> None:
+        """Index the staged rows for the set-based checks and writes; commit."""
+        for number, columns in enumerate(self.indexes):
+            Index(f"{self.table.name}_{number}", *(self.table.c[n] for n in columns)).create(self.conn)
+        if self.conn.dialect.name == "postgresql":
+            self.conn.exec_driver_sql(f"ANALYZE {self.table.name}")
+        self.conn.commit()
+
+    def batches(self, batch_size: int) -> Iterator[tuple[ColumnElement[bool], int]]:
+        """Yield (a condition on ``seq`` selecting one batch, the batch's row count)."""
+        for start in range(0, self.size, batch_size):
+            end = min(start + batch_size, self.size)
+            yield (self.table.c.seq >= start) & (self.table.c.seq < end), end - start
+
+    def drop(self) -> None:
+        """Drop the table (the connection is about to go back to the pool)."""
+        self.conn.rollback()
+        self.table.drop(self.conn, checkfirst=True)
+        self.conn.commit()
+
+
+def chunks(records: Iterator[Record], size: int = STAGE_CHUNK) -> Iterator[list[Record]]:
+    """Yield the records in lists of ``size``."""
+    while chunk := list(islice(records, size)):
+        yield chunk
+
+
+class BulkImport:
+    """One import on one connection: ``check`` the file, then ``write`` it (a context manager)."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        # preserve_rowcount: SQLAlchemy keeps an INSERT's row count only when asked
+        self.conn = engine.connect().execution_options(preserve_rowcount=True)
+        if self.conn.dialect.name == "sqlite":
+            # Batches insert into several indexes keyed by random ids and hashes: with SQLite's
+            # default 2 MB page cache every insert would read its pages back from the file.
+            self.conn.exec_driver_sql(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
+        else:
+            self._postgres_session()
+        self.report = Report()
+        self.stage: Stage | None = None
+
+    def _postgres_session(self) -> None:
+        # The staged rows live in a temporary table, read in this backend's own buffers:
+        # PostgreSQL's default (8 MB) would read a million-row stage back from disk at every
+        # check and batch. It can be set only before the session's first temporary table.
+        try:
+            self.conn.exec_driver_sql(f"SET temp_buffers = '{PG_TEMP_BUFFERS}'")
+        except DBAPIError:
+            self.conn.rollback()  # a pooled connection that used one already: keep its size
+        self.conn.exec_driver_sql(f"SET work_mem = '{PG_WORK_MEM}'")  # the checks' sorts
+        self.conn.exec_driver_sql(f"SET maintenance_work_mem = '{PG_WORK_MEM}'")  # stage indexes
+        # Batch statements look expensive to the planner, whose JIT would then spend most of a
+        # second compiling each one; they are plain index work.
+        self.conn.exec_driver_sql("SET jit = off")
+        self.conn.commit()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        try:
+            if self.stage is not None:
+                self.stage.drop()
+        finally:
+            if self.conn.dialect.name == "sqlite":
+                self.conn.exec_driver_sql("PRAGMA cache_size=-2000")  # SQLite's default, for the pool
+            self.conn.close()
+
+    def rebuild_stats(self, program_id: str) -> None:
+        """Recount the program's statistics rollups: the rows written here bypassed the
+        session hooks that keep them (actions/rollups.py)."""
+        with Session(bind=self.conn) as session:
+            stats.rebuild(session, program_id)
+            session.commit()
+        self.conn.commit()
+
+    def problem(self, line: int, error: BadRow | str) -> None:
+        """Record a bad row."""
+        self.report.problems.add(line, str(error))
