@@ -141,8 +141,13 @@ class Seed:
         return self.ago((i * 2654435761) % self.span)
 
     def _fate(self, i: int) -> str:
-        """What happened to referral i: most qualify, half are rewarded, a few are reversed."""
+        """What happened to referral i: most qualify, half are rewarded, a few are reversed.
+
+        A review ends at its deadline (72 hours): only recent claims can still be in review.
+        """
         roll = (i * 40503) % 100
+        if roll < 6 and self.now - self._claimed(i) > timedelta(days=3):
+            return "rejected"
         return ("rejected" if roll < 4 else "in_review" if roll < 6 else "pending" if roll < 35
                 else "held" if roll < 42 else "approved" if roll < 48 else "reversed" if roll < 51
                 else "rewarded")

@@ -123,7 +123,7 @@ def profile(pid: int, seconds: float, name: str) -> subprocess.Popen[bytes]:
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     PROFILES.mkdir(exist_ok=True)
     return subprocess.Popen([spy, "record", "--pid", str(pid), "--duration", str(int(seconds)),
-                             "--rate", "50", "--nonblocking", "--format", "flamegraph",
+                             "--rate", "50", "--nonblocking", "--nolineno", "--format", "flamegraph",
                              "--output", str(PROFILES / f"{name}.svg")],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 

@@ -203,15 +203,22 @@ def bucket_value(bucket: int) -> int:
 
 def percentile(histogram: Mapping[int, int], q: float) -> int | None:
     """Return the q-quantile (0 < q <= 1, nearest rank) of a histogram, or None when empty."""
+    return percentiles(histogram, (q,))[0]
+
+
+def percentiles(histogram: Mapping[int, int], qs: tuple[float, ...]) -> list[int | None]:
+    """Return the q-quantiles (nearest rank, ``qs`` ascending) of a histogram; None when empty."""
     total = sum(histogram.values())
     if total <= 0:
-        return None
-    rank, seen = max(1, math.ceil(q * total)), 0
+        return [None for _ in qs]
+    ranks = [max(1, math.ceil(q * total)) for q in qs]
+    out: list[int | None] = []
+    seen = 0
     for bucket in sorted(histogram):
         seen += histogram[bucket]
-        if seen >= rank:
-            return bucket_value(bucket)
-    return bucket_value(max(histogram))
+        while len(out) < len(ranks) and seen >= ranks[len(out)]:
+            out.append(bucket_value(bucket))
+    return out + [bucket_value(max(histogram))] * (len(ranks) - len(out))
 
 
 def ratio(numerator: int, denominator: int) -> float | None:

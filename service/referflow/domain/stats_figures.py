@@ -16,7 +16,7 @@ from referflow.domain.stats import (
     SIGNAL_CODES,
     Metric,
     cac,
-    percentile,
+    percentiles,
     ratio,
 )
 from referflow.domain.stats_periods import Bucket, StatsQuery, buckets
@@ -57,20 +57,34 @@ class Tally:
         return self.money.get(metric, {})
 
 
+FUNNEL_NAMES = tuple(str(m) for m in FUNNEL)
+_KINDS: dict[str, tuple[str, str]] = {}  # metric -> (its prefix, the rest), remembered
+
+
+def _kind(metric: str) -> tuple[str, str]:
+    found = _KINDS.get(metric)
+    if found is None:
+        prefix, colon, rest = metric.partition(":")
+        found = _KINDS[metric] = (prefix + colon, rest)
+    return found
+
+
 def figures(period: Tally, as_of_end: Tally, currency: str) -> dict[str, object]:
     """Return the figures of one period (``as_of_end``: the cumulative metrics at its end)."""
     counts = period.counts
     count = counts.get
-    funnel = {str(m): count(m, 0) for m in FUNNEL}
+    funnel = {name: count(name, 0) for name in FUNNEL_NAMES}
     histogram: dict[int, int] = {}
+    signals: dict[str, int] = {}
     reasons: dict[str, int] = {}
-    for metric, n in counts.items():
-        if n and ":" in metric:
-            kind, _, name = metric.partition(":")
-            if kind + ":" == HISTOGRAM:
+    for metric, n in sorted(counts.items()):
+        if n:
+            prefix, name = _kind(metric)
+            if prefix == HISTOGRAM:
                 histogram[int(name)] = n
-            elif kind + ":" == REASON:
-                reasons[name] = n
+            elif prefix == REASON:
+                (signals if name in SIGNAL_CODES else reasons)[name] = n
+    p50, p90 = percentiles(histogram, (0.5, 0.9))
     return {
         "funnel": funnel,
         "conversion": {
@@ -88,11 +102,10 @@ def figures(period: Tally, as_of_end: Tally, currency: str) -> dict[str, object]
         },
         "revenue": {currency: 0, **period.amounts(Metric.QUALIFIED)},
         "rewards": _rewards(period, as_of_end, currency, funnel["approved"]),
-        "claim_to_reward": {"count": sum(histogram.values()),
-                            "p50_seconds": percentile(histogram, 0.5),
-                            "p90_seconds": percentile(histogram, 0.9)},
-        "signals": {k: v for k, v in sorted(reasons.items()) if k in SIGNAL_CODES},
-        "reasons": {k: v for k, v in sorted(reasons.items()) if k not in SIGNAL_CODES},
+        "claim_to_reward": {"count": sum(histogram.values()), "p50_seconds": p50,
+                            "p90_seconds": p90},
+        "signals": signals,
+        "reasons": reasons,
     }
 
 
@@ -102,9 +115,9 @@ def _rewards(period: Tally, as_of_end: Tally, currency: str,
     issued, redeemed, voided = (period.amounts(m) for m in
                                 (Metric.ISSUED, Metric.REDEEMED, Metric.VOIDED))
     ever = [as_of_end.amounts(m) for m in (Metric.ISSUED, Metric.REDEEMED, Metric.VOIDED)]
-    currencies = {currency, *committed, *loss, *issued, *redeemed, *voided, *ever[0]}
+    others = {*committed, *loss, *issued, *redeemed, *voided, *ever[0]} - {currency}
     out: dict[str, dict[str, int | None]] = {}
-    for cur in sorted(currencies, key=lambda c: (c != currency, c)):
+    for cur in (currency, *sorted(others)):
         cost = committed.get(cur, 0)
         out[cur] = {
             "committed": cost, "issued": issued.get(cur, 0), "redeemed": redeemed.get(cur, 0),
