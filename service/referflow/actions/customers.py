@@ -9,11 +9,11 @@ from sqlalchemy import Column, Integer, String, exists, func, insert, literal, o
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from referflow.actions import people
 from referflow.actions.bulk import BATCH_SIZE, Advance, BulkImport, Record, Report, Stage, chunks
 from referflow.actions.common import ProgramContext
 from referflow.actions.offers import disable_offer
 from referflow.domain.codes import normalise_code
-from referflow.domain.emails import normalise_email
 from referflow.domain.hashing import keyed_hash
 from referflow.domain.imports import BadRow, check_customer
 from referflow.domain.timeutil import utcnow
@@ -28,8 +28,7 @@ def import_customers(session: Session, ctx: ProgramContext, customers: list[dict
     added = 0
     for person in customers:
         external_id = person.get("external_id")
-        email_key = (keyed_hash(ctx.secret, "email", normalise_email(person["email"]))
-                     if person.get("email") else None)
+        email_key = people.email_key(ctx, person.get("email"))
         if _is_known(session, ctx, external_id, email_key):
             continue
         session.add(KnownCustomer(program_id=ctx.id, external_id=external_id,

@@ -33,10 +33,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
+from referflow.actions import people
 from referflow.actions.common import ProgramContext
 from referflow.actions.links import CHANNEL_RE, advocate_stats
-from referflow.domain.emails import normalise_email
-from referflow.domain.hashing import keyed_hash
 from referflow.domain.program import REWARD_SIDES
 from referflow.domain.referral import STATUSES
 from referflow.domain.timeutil import parse_rfc3339, to_rfc3339, utcnow
@@ -242,7 +241,7 @@ def _referral_conditions(ctx: ProgramContext,
 
 def _email_key(ctx: ProgramContext, q: str) -> str | None:
     """The keyed hash an address is stored under (claims and links use the same), or None."""
-    return keyed_hash(ctx.secret, "email", normalise_email(q)) if "@" in q else None
+    return people.email_key(ctx, q) if "@" in q else None
 
 
 def _check_q(q: str | None) -> None:
