@@ -16,8 +16,8 @@ lint: install       ## ruff, mypy (strict on domain/ and actions/), the import-l
 	$(PY)/ruff check service tests bench
 	$(PY)/mypy
 	$(PY)/lint-imports
-bench: install      ## load benchmark (prints figures)
-	$(PY)/python bench/load.py
+bench: install      ## wrk: echo, claim+qualify and Stripe ingress on SQLite and PostgreSQL (prints figures)
+	$(PY)/python bench/wrk.py --db both
 fuzz: install       ## schemathesis at scale against live servers on both databases (prints figures)
 	$(PY)/python bench/fuzz.py --db both --examples 300
 nodes: install      ## regenerate, build and lint the n8n node and the Zapier app from node_specs/

@@ -189,3 +189,23 @@ def test_the_sync_defers_messages_in_quiet_hours(settings):
             assert all(t.outcome["deferred"] == "quiet_hours" and t.next_attempt_at > now for t in tasks)
         assert klaviyo.events == []
         app.extensions["referflow"].db.dispose()
+
+
+def test_the_sync_sends_the_link_as_an_ask_like_the_workflows_do(synced):
+    """``Referral Link Created`` asks the customer to share: purpose ``ask`` (the n8n new-customer
+    workflow checks it the same way), so the ask cap applies; reward messages are not asks."""
+    asked = synced.post("/v1/moments", {"person": {"external_id": "ann", "email": "ann@mail.test"},
+                                        "moment": "first_win"}).get_json()
+    assert asked["decision"] == "ask"  # Ann was asked this week
+    code = link(synced, external_id="ann", email="ann@mail.test")["code"]
+    link(synced, external_id="bob", email="bob@mail.test")
+    claim(synced, code, friend_id="ann")  # self-referral: "Referral Declined", a reward message
+    run(synced)
+    with synced.app.extensions["referflow"].db.session() as s:
+        tasks = s.scalars(select(SyncTask).where(SyncTask.provider == "klaviyo")
+                          .order_by(SyncTask.id)).all()
+        outcomes = [t.outcome for t in tasks]
+    assert outcomes[0] == {"skipped": outcomes[0]["skipped"]}
+    assert outcomes[0]["skipped"].startswith("frequency_capped")
+    sent = sorted((e["metric"], e["email"]) for e in synced.klaviyo.events)
+    assert sent == [("Referral Declined", "ann@mail.test"), ("Referral Link Created", "bob@mail.test")]

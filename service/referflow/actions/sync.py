@@ -5,8 +5,10 @@ Klaviyo gets events marketers build flows on (``Referral Link Created``, ``Refer
 ``referral_link``, ``referral_tier``, ``referrals_approved``; HubSpot gets the same facts as
 contact properties (created on first use). Every push obeys the send rules every other send path
 obeys (``domain/messaging.py``, facts from ``actions/messaging.py``): a referral message (a
-Klaviyo event) is purpose ``reward``: consent, the suppression list, erasure, the weekly message
-cap (``messaging.max_messages_per_week``) and quiet hours, which defer it (not drop it); profile
+Klaviyo event) has the purpose ``domain.messaging.event_purpose`` gives it, the same the n8n
+workflows ask ``checkMessage`` with: ``Referral Link Created`` is an ``ask`` (also the ask frequency
+caps and cool-down), the others ``reward``: consent, the suppression list, erasure, the weekly
+message cap (``messaging.max_messages_per_week``) and quiet hours, which defer it (not drop it); profile
 updates and HubSpot properties are ``transactional``: only erasure stops them. Skipped tasks
 record why.
 """
@@ -107,7 +109,7 @@ def run(session: Session, services: Services, task_id: int) -> str | None:
 def _check(session: Session, ctx: ProgramContext, task: SyncTask, event: OutboxEvent, email: str,
            now: datetime) -> messaging.MessageCheck:
     """Ask the one home of the send rules whether this push may go to this person now."""
-    purpose = "reward" if task.provider == "klaviyo" and event.type in MESSAGES else "transactional"
+    purpose = messaging.event_purpose(event.type) if task.provider == "klaviyo" else "transactional"
     key = task.recipient_key
     assert key is not None
     facts = recipient(session, ctx, person_by_email(session, ctx, key), key, now,

@@ -47,6 +47,16 @@ class SkipReason(StrEnum):
 
 QUIET_HOURS = "quiet_hours"  # not a skip: checkMessage's reason while a message must wait
 PURPOSES = ("ask", "reward", "transactional")
+# The purpose of the message each referral event sends, whoever sends it (referflow's own Klaviyo
+# sync, the n8n workflows): the new advocate's link is an ask to share; the rest tell people what
+# they earned or what was decided. An event not listed sends no message (facts only).
+EVENT_PURPOSES = {"advocate.link_created": "ask", "referral.approved": "reward",
+                  "reward.issued": "reward", "referral.rejected": "reward"}
+
+
+def event_purpose(event_type: str) -> str:
+    """The purpose of the message an event sends; ``transactional`` for facts-only updates."""
+    return EVENT_PURPOSES.get(event_type, "transactional")
 GRANTED, WITHDRAWN = "granted", "withdrawn"
 
 
