@@ -7,7 +7,7 @@ install:            ## create the venv and install referflow with test tools
 run: install        ## run on the embedded default (SQLite, in-process jobs)
 	$(PY)/referflow serve
 test: install       ## the test suite on SQLite
-	$(PY)/pytest
+	$(PY)/pytest -n auto
 test-fast: install  ## the quick loop: everything but the slow tests (servers, n8n, races, fuzz)
 	$(PY)/pytest -m "not slow" -q
 test-pg: install    ## the test suite on the local PostgreSQL + Redis

@@ -2,12 +2,16 @@
 
     python bench/stats.py                           # SQLite and PostgreSQL, 1M referrals
     python bench/stats.py --db sqlite --referrals 100000
+    python bench/stats.py --keep                    # seed once, reuse the database next time
 
 Seeds one program (100k advocates for 1M referrals: clicks with channels, tiers and their changes,
 the referrals' histories, gift cards and their ledger, known customers) with bulk inserts (COPY
 on PostgreSQL), builds the rollups with `rebuild` (what `referflow stats rebuild` runs), then
 times getProgramStats over the last 365 days through the Flask test client, for every interval
 and grouping, and prints p50 and p99 per case. Target (issue 12): p99 under 300 ms on both.
+With ``--keep`` the seeded database (a SQLite file under ~/.cache/referflow-bench, a PostgreSQL
+database named after the size) is kept and reused, with its program, while it is younger than a
+week (the seed is dated from the day it was made; the year asked for is the last 365 days).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -67,6 +72,43 @@ COLUMNS = {
     "gift_card_entries": ("gift_card_id", "program_id", "kind", "amount", "balance_after", "at"),
     "known_customers": ("program_id", "external_id", "source", "created_at"),
 }
+
+
+CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "referflow-bench"
+KEEP_DAYS = 7
+
+
+@contextmanager
+def kept_database(kind: str, referrals: int) -> Iterator[tuple[str, dict[str, Any] | None]]:
+    """Yield the URL of a kept database and what its seed recorded (None: not seeded yet)."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    name = f"referflow_stats_bench_{referrals}"
+    marker = CACHE / f"{name}-{kind}.json"
+    seeded = json.loads(marker.read_text()) if marker.exists() else None
+    if seeded and time.time() - seeded["at"] > KEEP_DAYS * DAY:
+        seeded = None
+    if kind == "sqlite":
+        path = CACHE / f"{name}.db"
+        if seeded is None:
+            path.unlink(missing_ok=True)
+        url = f"sqlite:///{path}"
+    else:
+        url = PG_BASE.rsplit("/", 1)[0] + "/" + name
+        admin = create_engine(PG_BASE, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            if seeded is None:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+        admin.dispose()
+    if seeded is None:
+        marker.unlink(missing_ok=True)
+        upgrade(url)
+    yield url, seeded
+    if seeded is None and _SEEDED:
+        marker.write_text(json.dumps({**_SEEDED.pop(), "at": time.time()}))
+
+
+_SEEDED: list[dict[str, Any]] = []  # what bench_backend seeded, for kept_database's marker
 
 
 @contextmanager
@@ -265,54 +307,79 @@ def cpu_timed(fn: Callable[[], Any]) -> tuple[Any, float, float]:
     return result, wall, time.process_time() - cpu
 
 
-def bench_backend(kind: str, referrals: int, runs: int) -> None:
-    with database(kind) as url:
-        settings = Settings(database_url=url, redis_url=None, admin_token=ADMIN,
-                            secret_key="bench-secret", public_url="https://refer.example.test",
-                            validate_responses=False, start_jobs=False)
-        app = create_app(settings)
-        client = app.test_client()
-        created = client.post("/v1/admin/programs", json={"name": "Bench", "config": CONFIG},
-                              headers={"Authorization": f"Bearer {ADMIN}"}).get_json()
-        program_id, key = created["program"]["id"], created["api_key"]["key"]
-        engine = create_engine(url)
-        seed = Seed(program_id, referrals, datetime.now(UTC))
-        started, counts = time.perf_counter(), {}
-        for table, rows in seed.tables():
-            counts[table] = write(engine, table, rows)
-        with engine.begin() as conn:
-            conn.execute(text("ANALYZE"))
-        print(f"[{kind}] seeded in {time.perf_counter() - started:.0f} s: "
-              + ", ".join(f"{n:,} {t}" for t, n in counts.items()))
-        with app.extensions["referflow"].db.session() as session:
-            written, seconds = timed(lambda: rebuild(session, program_id))
-            session.commit()
-            rows = session.scalar(select(func.count()).select_from(StatRollup))
-        print(f"[{kind}] rebuild: {seconds:.0f} s, {rows:,} rollup rows "
-              f"({written[program_id]:,} for the program)")
-        with engine.begin() as conn:
-            conn.execute(text("ANALYZE"))
-        engine.dispose()
-        today = datetime.now(ZoneInfo(ZONE)).date()
-        span = f"from={today - timedelta(days=364)}&to={today}"
-        print(f"[{kind}] getProgramStats over a year ({span}), {runs} runs per case "
-              f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs):")
-        for interval in ("day", "week", "month"):
-            for group_by in ("none", "channel", "tier"):
-                path = f"/v1/stats?{span}&interval={interval}&group_by={group_by}"
-                times, cpus, size = [], [], 0
-                for n in range(runs + 2):
-                    response, seconds, cpu = cpu_timed(lambda p=path: client.get(
-                        p, headers={"Authorization": f"Bearer {key}"}))
-                    assert response.status_code == 200, response.get_data(as_text=True)[:500]
-                    size = len(response.data)
-                    if n >= 2:  # two warm-up requests
-                        times.append(seconds * 1000)
-                        cpus.append(cpu * 1000)
-                print(f"  interval={interval:<5} group_by={group_by:<7} "
-                      f"p50 {statistics.median(times):6.1f} ms  p99 {_p99(times):6.1f} ms  "
-                      f"(CPU p50 {statistics.median(cpus):6.1f} ms; {size / 1024:,.0f} KiB)")
-        app.extensions["referflow"].db.dispose()
+def bench_backend(kind: str, referrals: int, runs: int, keep: bool) -> None:
+    if not keep:
+        with database(kind) as url:
+            _bench(kind, url, None, referrals, runs)
+        return
+    with kept_database(kind, referrals) as (url, seeded):
+        _bench(kind, url, seeded, referrals, runs)
+
+
+def _bench(kind: str, url: str, seeded: dict[str, Any] | None, referrals: int,
+           runs: int) -> None:
+    settings = Settings(database_url=url, redis_url=None, admin_token=ADMIN,
+                        secret_key="bench-secret", public_url="https://refer.example.test",
+                        validate_responses=False, start_jobs=False)
+    app = create_app(settings)
+    client = app.test_client()
+    if seeded is None:
+        program_id, key = _seed(app, client, kind, url, referrals)
+        _SEEDED.append({"program_id": program_id, "key": key})
+    else:
+        program_id, key = seeded["program_id"], seeded["key"]
+        print(f"[{kind}] reusing the database seeded "
+              f"{(time.time() - seeded['at']) / 3600:.1f} h ago ({url})")
+    _time_cases(kind, client, key, runs)
+    app.extensions["referflow"].db.dispose()
+
+
+def _seed(app: Any, client: Any, kind: str, url: str, referrals: int) -> tuple[str, str]:
+    """Create the program, write its rows and build its rollups; return its id and API key."""
+    created = client.post("/v1/admin/programs", json={"name": "Bench", "config": CONFIG},
+                          headers={"Authorization": f"Bearer {ADMIN}"}).get_json()
+    program_id, key = created["program"]["id"], created["api_key"]["key"]
+    engine = create_engine(url)
+    seed = Seed(program_id, referrals, datetime.now(UTC))
+    started, counts = time.perf_counter(), {}
+    for table, rows in seed.tables():
+        counts[table] = write(engine, table, rows)
+    with engine.begin() as conn:
+        conn.execute(text("ANALYZE"))
+    print(f"[{kind}] seeded in {time.perf_counter() - started:.0f} s: "
+          + ", ".join(f"{n:,} {t}" for t, n in counts.items()))
+    with app.extensions["referflow"].db.session() as session:
+        written, seconds = timed(lambda: rebuild(session, program_id))
+        session.commit()
+        rows = session.scalar(select(func.count()).select_from(StatRollup))
+    print(f"[{kind}] rebuild: {seconds:.0f} s, {rows:,} rollup rows "
+          f"({written[program_id]:,} for the program)")
+    with engine.begin() as conn:
+        conn.execute(text("ANALYZE"))
+    engine.dispose()
+    return program_id, key
+
+
+def _time_cases(kind: str, client: Any, key: str, runs: int) -> None:
+    today = datetime.now(ZoneInfo(ZONE)).date()
+    span = f"from={today - timedelta(days=364)}&to={today}"
+    print(f"[{kind}] getProgramStats over a year ({span}), {runs} runs per case "
+          f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs):")
+    for interval in ("day", "week", "month"):
+        for group_by in ("none", "channel", "tier"):
+            path = f"/v1/stats?{span}&interval={interval}&group_by={group_by}"
+            times, cpus, size = [], [], 0
+            for n in range(runs + 2):
+                response, seconds, cpu = cpu_timed(lambda p=path: client.get(
+                    p, headers={"Authorization": f"Bearer {key}"}))
+                assert response.status_code == 200, response.get_data(as_text=True)[:500]
+                size = len(response.data)
+                if n >= 2:  # two warm-up requests
+                    times.append(seconds * 1000)
+                    cpus.append(cpu * 1000)
+            print(f"  interval={interval:<5} group_by={group_by:<7} "
+                  f"p50 {statistics.median(times):6.1f} ms  p99 {_p99(times):6.1f} ms  "
+                  f"(CPU p50 {statistics.median(cpus):6.1f} ms; {size / 1024:,.0f} KiB)")
 
 
 def _p99(times: list[float]) -> float:
@@ -326,10 +393,12 @@ def _p99(times: list[float]) -> float:
 @click.option("--referrals", type=click.IntRange(1_000), default=1_000_000, show_default=True)
 @click.option("--runs", type=click.IntRange(1), default=30, show_default=True,
               help="Timed requests per case (after two warm-up requests)")
-def main(db: str, referrals: int, runs: int) -> None:
+@click.option("--keep", is_flag=True,
+              help=f"Keep the seeded database and reuse it (for {KEEP_DAYS} days)")
+def main(db: str, referrals: int, runs: int, keep: bool) -> None:
     """Time getProgramStats over a year of a program with REFERRALS referrals."""
     for kind in (["sqlite", "postgres"] if db == "both" else [db]):
-        bench_backend(kind, referrals, runs)
+        bench_backend(kind, referrals, runs, keep)
 
 
 if __name__ == "__main__":

@@ -234,6 +234,23 @@ def _is_trigger(node: dict[str, Any]) -> bool:
     return node["type"].endswith("Trigger") or node["type"] == "n8n-nodes-base.webhook"
 
 
+# What n8n's HubSpot Trigger hands on for each HubSpot webhook event: ``objectId`` renamed by the
+# subscription type (n8n 1.123, packages/nodes-base/nodes/Hubspot/HubspotTrigger.node.ts webhook()).
+HUBSPOT_TRIGGER_IDS = (("contact", "contactId"), ("company", "companyId"), ("deal", "dealId"),
+                       ("ticket", "ticketId"))
+
+
+def hubspot_trigger_output(event: dict[str, Any]) -> dict[str, Any]:
+    """Return a HubSpot webhook event as n8n's HubSpot Trigger outputs it (no ``objectId``)."""
+    out = dict(event)
+    kind = str(out.get("subscriptionType", ""))
+    for word, field in HUBSPOT_TRIGGER_IDS:
+        if word in kind:
+            out[field] = event.get("objectId")
+    out.pop("objectId", None)
+    return out
+
+
 def with_recorded_trigger(workflow: dict[str, Any], payload: Any, base_url: str,
                           trigger: str | None = None,
                           settings: dict[str, str] | None = None) -> dict[str, Any]:
@@ -250,6 +267,8 @@ def with_recorded_trigger(workflow: dict[str, Any], payload: Any, base_url: str,
         workflow["nodes"].remove(node)
         workflow["connections"].pop(node["name"], None)
     name = fired["name"]
+    if fired["type"] == "n8n-nodes-base.hubspotTrigger":
+        payload = hubspot_trigger_output(payload)
     workflow["nodes"] += [
         {"parameters": {}, "id": "00000000-0000-4000-8000-000000000001", "name": "Start",
          "type": "n8n-nodes-base.manualTrigger", "typeVersion": 1, "position": [-200, 0]},

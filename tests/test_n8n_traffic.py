@@ -245,6 +245,9 @@ CASES = [
          _status(SAFE_CUSTOMER, None), trigger=ORDER_PAID),
     Case("shopify-order-other-discount-code", SHOPIFY, lambda c: shopify("shopify_orders_paid.json", "WELCOME10"),
          _status(SAFE_CUSTOMER, None), trigger=ORDER_PAID, setup=_code),
+    # Two discount codes, the shop's own first: the workflow sends both, referflow picks the referral one.
+    Case("shopify-order-two-codes", SHOPIFY, lambda c: shopify("shopify_orders_paid_two_codes.json", c["code"]),
+         _status(SAFE_CUSTOMER, "held"), trigger=ORDER_PAID, setup=_code),
     Case("shopify-order-own-code", SHOPIFY, lambda c: shopify("shopify_orders_paid.json", c["code"]),
          _rejected(SAFE_CUSTOMER, "self_referral"), trigger=ORDER_PAID,
          setup=lambda rf: {"code": rf.link(SAFE_CUSTOMER)}),

@@ -389,3 +389,22 @@ def test_render_fills_the_shopify_admin_api_from_the_store(tmp_path):
     names = {n["name"] for n in moments["nodes"]}
     assert "Send the ask to Klaviyo" in names and "Write the ask to HubSpot" not in names
     assert "shoe-shop-moment-stripe.json" not in written and "shoe-shop-moment-hubspot.json" not in written
+
+
+def test_workflows_read_the_ids_n8ns_hubspot_trigger_hands_on():
+    """n8n's HubSpot Trigger renames ``objectId`` (contactId, dealId...): a workflow it starts
+    never reads ``objectId`` (a plain Webhook node receiving HubSpot's own body still may)."""
+    for path in sorted(PACK.glob("*.json")):
+        workflow = json.loads(path.read_text())
+        if not isinstance(workflow, dict) or "nodes" not in workflow:
+            continue
+        if any(n["type"] == "n8n-nodes-base.hubspotTrigger" for n in workflow["nodes"]):
+            assert "objectId" not in json.dumps(workflow), path.name
+
+
+def test_the_shopify_workflow_sends_every_discount_code_of_the_order():
+    workflow = json.loads((PACK / "shopify-to-referral.json").read_text())
+    node = next(n for n in workflow["nodes"] if n["name"] == "Claim from the discount code")
+    body = node["parameters"]["jsonBody"]
+    assert "codes: ($('When a Shopify order is paid').item.json.discount_codes || []).map(" in body
+    assert "discount_codes || [])[0]" not in body  # not only the first one

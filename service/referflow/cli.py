@@ -280,10 +280,7 @@ def customers_import(program_id: str, csv_file: str, batch_size: int, progress: 
                 report = job.check(records, bar.advance)
             _refuse_problems(csv_file, report)
             with Progress("import customers", report.read, progress) as bar:
-                job.write(bar.advance, batch_size)
-            with Progress("statistics", 1, progress) as bar:
-                job.rebuild_stats(ctx.id)
-                bar.advance(item="rebuilt")
+                job.write(bar.advance, batch_size)  # the statistics are added with each batch
     click.echo(f"read {report.read} customer(s), {report.added} new")
     if report.repeated:
         click.echo(f"{report.repeated} row(s) repeated an earlier row's external_id or email")
@@ -332,10 +329,7 @@ def import_referrals(program_id: str, file_format: str | None, batch_size: int, 
                 report = job.check(records, bar.advance)
             _refuse_problems(file, report)
             with Progress("import referrals", report.read, progress) as bar:
-                job.write(bar.advance, batch_size)
-            with Progress("statistics", 1, progress) as bar:
-                job.rebuild_stats(ctx.id)
-                bar.advance(item="rebuilt")
+                job.write(bar.advance, batch_size)  # the statistics are added with each batch
     click.echo(f"read {report.read} referral(s): {report.added} imported, {report.existing} "
                f"already there; {report.extra['advocates_added']} new advocate(s), "
                f"{report.extra['codes_added']} new code(s)")

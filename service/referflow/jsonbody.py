@@ -13,6 +13,9 @@ MAX_DEPTH = 16
 # NUL and lone surrogates (U+D800-U+DFFF) are not storable text: PostgreSQL refuses NUL and
 # no UTF-8 encoder takes a surrogate, so they are refused where they enter, not at the database.
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+# In valid JSON text such characters can only come from a \u escape (the parser refuses raw
+# control characters; UTF-8 decoding refuses surrogates): without one, no string needs a look.
+_UNSTORABLE_ESCAPE = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")
 
 
 def _reject_constant(name: str) -> None:
@@ -39,7 +42,8 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 def loads_strict(raw: bytes) -> Any:
     """Parse JSON refusing NaN/Infinity, bad UTF-8, duplicate keys, unstorable text and depth."""
     try:
-        data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant,
+        text = raw.decode("utf-8")
+        data = json.loads(text, parse_constant=_reject_constant,
                           parse_float=_finite_float, object_pairs_hook=_unique_keys)
     except RecursionError as exc:
         raise BadRequest("the JSON body is nested too deeply", code="too_deep") from exc
@@ -47,7 +51,8 @@ def loads_strict(raw: bytes) -> Any:
         raise BadRequest(f"the body is not valid JSON: {exc}", code="invalid_json") from exc
     if _depth(data) > MAX_DEPTH:
         raise BadRequest(f"the JSON body is nested deeper than {MAX_DEPTH}", code="too_deep")
-    _check_strings(data, "")
+    if _UNSTORABLE_ESCAPE.search(text):  # only then walk the strings (to name the path)
+        _check_strings(data, "")
     return data
 
 

@@ -13,7 +13,7 @@ def referral(row: Referral, history: list[ReferralHistory] | None = None,
     """Dump a referral, optionally with its history."""
     out: dict[str, Any] = {
         "id": row.id, "program_id": row.program_id, "advocate_id": row.advocate_id,
-        "code": row.code, "click_id": row.click_id,
+        "code": row.code, "click_id": row.click_id, "channel": row.channel,
         "friend": {"external_id": row.friend_external_id, "email": row.friend_email},
         "status": row.status, "reasons": row.reasons, "qualification": _qualification(row),
         "hold_until": to_rfc3339(row.hold_until), "approved_at": to_rfc3339(row.approved_at),

@@ -16,10 +16,12 @@ from referflow.actions.bulk import Report, csv_records, jsonl_records
 from referflow.actions.common import load_program
 from referflow.actions.customers import CustomerImport
 from referflow.actions.lifecycle import release_due_holds
+from referflow.actions.stats import rebuild
 from referflow.domain.emails import normalise_email
 from referflow.domain.hashing import keyed_hash
 from referflow.storage.models import (
     Advocate,
+    AdvocateEvent,
     KnownCustomer,
     OutboxEvent,
     Referral,
@@ -57,7 +59,7 @@ def csv_file(*rows: str, header: str = HEADER) -> str:
 
 def run_import(app: Any, program_id: str, text: str, batch_size: int = 50_000,
                jsonl: bool = False, stop_after: int | None = None) -> Report:
-    """Import ``text`` as the CLI does (check, advocates, referrals, statistics)."""
+    """Import ``text`` as the CLI does (check, then advocates, referrals and statistics)."""
     db = app.extensions["referflow"].db
     with db.session() as session:
         ctx = load_program(session, program_id, SECRET_KEY)
@@ -74,7 +76,6 @@ def run_import(app: Any, program_id: str, text: str, batch_size: int = 50_000,
         if report.problems:
             return report
         job.write(advance, batch_size)
-        job.rebuild_stats(program_id)
     return report
 
 
@@ -189,6 +190,52 @@ def test_derived_rows_follow_the_import(app, api):
     assert rollups
 
 
+def rollups(app: Any, program_id: str) -> set[tuple[Any, ...]]:
+    c = StatRollup.__table__.c
+    with app.extensions["referflow"].db.session() as session:
+        return {tuple(row) for row in session.execute(
+            select(c.split, c.day, c.segment, c.metric, c.currency, c.count, c.amount).where(
+                c.program_id == program_id, (c.count != 0) | (c.amount != 0)))}
+
+
+def assert_stats_match_a_rebuild(app: Any, program_id: str) -> set[tuple[Any, ...]]:
+    """The rollups the imports added are the ones ``referflow stats rebuild`` counts."""
+    added = rollups(app, program_id)
+    with app.extensions["referflow"].db.session() as session:
+        rebuild(session, program_id)
+        session.commit()
+    assert rollups(app, program_id) == added
+    return added
+
+
+@pytest.mark.parametrize("batch_size", [1, 4, 50_000])
+def test_an_import_adds_its_statistics_as_a_rebuild_counts_them(app, api, batch_size):
+    old = (f"adv-4,,,,f-7,,rewarded,{when(-700)},,,,,",  # rewarded two years after its claim
+           f"adv-4,,,,f-8,,rewarded,{when(29.9)},,,,,")  # and hours after
+    run_import(app, api.program_id, csv_file(*ROWS, *old), batch_size=batch_size)
+    added = assert_stats_match_a_rebuild(app, api.program_id)
+    metrics = {row[3] for row in added}
+    assert {"claims", "advocates", "approved", "rewarded", "reason:chargeback"} <= metrics
+    assert len({m for m in metrics if m.startswith("claim_to_reward:")}) == 3
+    run_import(app, api.program_id, csv_file(*ROWS, *old), batch_size=batch_size)
+    assert rollups(app, api.program_id) == added  # a re-run adds nothing, statistics included
+
+
+def test_statistics_of_advocates_enrolled_and_promoted_before_the_import(app, api):
+    code = link(api, "adv-1", "ann@shop.test")["code"]
+    with app.extensions["referflow"].db.session() as session:  # promoted after enrolling
+        advocate = session.scalar(select(Advocate).where(Advocate.external_id == "adv-1"))
+        advocate.tier = "gold"
+        session.add(AdvocateEvent(advocate_id=advocate.id, program_id=api.program_id,
+                                  at=datetime.now(UTC), action="tier_changed",
+                                  actor_type="system", data={"from": None, "to": "gold"}))
+        session.commit()
+    claim(api, code, friend_id="f-1")
+    run_import(app, api.program_id, csv_file(*ROWS))
+    tiers = {row[2] for row in assert_stats_match_a_rebuild(app, api.program_id) if row[0] == "tier"}
+    assert "gold" in tiers
+
+
 @pytest.mark.parametrize("batch_size", [1, 2, 4])
 def test_batches_write_the_same_as_one(app, api, batch_size):
     report = run_import(app, api.program_id, csv_file(*ROWS), batch_size=batch_size)
@@ -300,6 +347,9 @@ def test_customers_are_added_once(app, api, batch_size):
     with app.extensions["referflow"].db.session() as session:
         keys = set(session.scalars(select(KnownCustomer.email_key)))
     assert keyed_hash(SECRET_KEY, "email", "three@x.test") in keys
+    added = assert_stats_match_a_rebuild(app, api.program_id)
+    assert {(row[0], row[3], row[5]) for row in added} == {
+        (split, "known_customers", 3) for split in ("", "channel", "tier")}
 
 
 def test_a_customer_known_by_either_id_or_email_is_not_added_again(app, api):

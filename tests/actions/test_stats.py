@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
-from referflow.actions import common, lifecycle, lists, referrals, rollups
+from referflow.actions import common, giftcards, lifecycle, lists, referrals, rollups
 from referflow.actions import stats as stats_actions
 from referflow.actions.common import load_program
 from referflow.domain.referral import IN_REVIEW
@@ -350,7 +350,8 @@ def test_an_empty_program_and_an_empty_range_answer_zeros(app, client):
     assert set(totals["funnel"].values()) == {0} and set(totals["conversion"].values()) == {None}
     assert totals["claim_to_reward"] == {"count": 0, "p50_seconds": None, "p90_seconds": None}
     assert totals["rewards"] == {"EUR": {"committed": 0, "issued": 0, "redeemed": 0, "voided": 0,
-                                         "outstanding": 0, "loss_after_reversal": 0, "cac": None}}
+                                         "expired": 0, "outstanding": 0,
+                                         "loss_after_reversal": 0, "cac": None}}
     assert [b["key"] for b in result["buckets"]] == ["2020-01", "2020-02", "2020-03"]
     assert result["groups"] == [] and result["review_queue"] == {
         "size": 0, "oldest_age_seconds": None, "next_deadline": None}
@@ -485,3 +486,100 @@ def test_a_savepoint_s_facts_go_with_it(app, client):
         savepoint.rollback()  # dropped, with its fact
         session.commit()
     assert answer(app, api)["totals"]["funnel"]["clicks"] == 2
+
+
+# -- gift cards past their expiry, erasure -------------------------------------------------------
+
+def _cards_balance(api: Api, status: str) -> int:
+    """Add up the balances listGiftCards shows for a status (every page)."""
+    total, after = 0, None
+    while True:
+        page = _ok(api.get(f"/v1/gift-cards?status={status}&limit=200"
+                           + (f"&after={after}" if after else "")))
+        total += sum(card["balance"] for card in page["items"] if card["currency"] == "EUR")
+        after = page["next_cursor"]
+        if after is None:
+            return total
+
+
+def test_expired_cards_count_as_expired_not_outstanding_as_the_lists_show_them(app, client,
+                                                                               monkeypatch):
+    # no tiers: the clock goes back for the cards only, and a tier reached now would place the
+    # cards' facts under it where a rebuild places them under the tier of their (past) time
+    api = make_program(client, {**PROGRAM_CONFIG, "timezone": ZONE, "gift_card_expiry_days": 30,
+                                "hold_days": 0})
+    ann = link(api)
+    then = datetime.now(UTC) - timedelta(days=60)  # issued then: expired 30 days ago
+    monkeypatch.setattr(giftcards, "utcnow", lambda: then)
+    kept = _ok(api.post("/v1/gift-cards", {"advocate_id": ann["advocate_id"], "amount": 1000}),
+               201)
+    _ok(api.post(f"/v1/gift-cards/{kept['code']}/redeem", {"amount": 300, "currency": "EUR"}))
+    _ok(api.post("/v1/gift-cards", {"advocate_id": ann["advocate_id"], "amount": 800}), 201)
+    reversed_ = claim(api, ann["code"])
+    qualify(api, reversed_["id"], at=then)
+    _ok(api.post("/v1/gift-cards", {"referral_id": reversed_["id"]}), 201)
+    monkeypatch.undo()
+    # voided after it expired: it shows voided, no longer expired
+    _ok(api.post(f"/v1/referrals/{reversed_['id']}/reverse", {"reason": "chargeback"}))
+    _ok(api.post("/v1/gift-cards", {"advocate_id": ann["advocate_id"], "amount": 500}), 201)
+    expired, active = _cards_balance(api, "expired"), _cards_balance(api, "active")
+    assert (expired, active) == (700 + 800, 500)
+    for group_by in ("none", "channel", "tier"):
+        result = answer(app, api, **{"from": (today() - timedelta(days=90)).isoformat(),
+                                     "group_by": group_by, "interval": "week"})
+        eur = result["totals"]["rewards"]["EUR"]
+        assert (eur["expired"], eur["outstanding"]) == (expired, active), group_by
+        assert eur["issued"] - eur["redeemed"] - eur["voided"] - eur["expired"] == active
+        assert sum(b["rewards"]["EUR"]["expired"] for b in result["buckets"]) == expired
+        for name in ("expired", "outstanding"):
+            assert sum(g["totals"]["rewards"].get("EUR", {}).get(name, 0)
+                       for g in result.get("groups", [])) in (0, eur[name]), (group_by, name)
+    before = answer(app, api, **{"from": (today() - timedelta(days=45)).isoformat(),
+                                 "to": (today() - timedelta(days=45)).isoformat()})
+    assert before["totals"]["rewards"]["EUR"]["outstanding"] == 700 + 800 + 3500  # not yet expired
+    live = _snapshot(app)
+    with app.extensions["referflow"].db.session() as session:
+        stats_actions.rebuild(session, api.program_id)
+        session.commit()
+    rebuilt = _snapshot(app)
+    assert {k: v for k, v in rebuilt[0].items() if live[0].get(k) != v} == {}
+    assert {k: v for k, v in live[0].items() if rebuilt[0].get(k) != v} == {}
+    with app.extensions["referflow"].db.session() as session:  # what migration 0017 runs
+        session.execute(StatRollup.__table__.delete().where(StatRollup.metric == "card_expiring"))
+        stats_actions.recount_card_expiry(session)
+        session.commit()
+    assert _snapshot(app) == live
+
+
+def test_an_erasure_takes_the_known_customer_out_of_the_figures_at_once(app, client):
+    api = make_program(client, CONFIG)
+    _ok(api.post("/v1/customers", {"customers": [{"external_id": "c1"}, {"external_id": "c2"},
+                                                 {"email": "c3@x.test"}]}))
+    link(api, "c1")  # a known customer who became an advocate
+    assert answer(app, api)["totals"]["participation"]["known_customers_total"] == 3
+    _ok(api.client.delete("/v1/people/c1", headers=api.headers()))
+    participation = answer(app, api)["totals"]["participation"]
+    assert (participation["known_customers_new"], participation["known_customers_total"]) == (2, 2)
+    live = _snapshot(app)
+    with app.extensions["referflow"].db.session() as session:
+        stats_actions.rebuild(session, api.program_id)
+        session.commit()
+    assert _snapshot(app) == live
+
+
+def test_a_group_lists_only_the_periods_it_has_facts_in_and_the_csv_all(app, client):
+    api, _ = seed(client)
+    args = {"from": (today() - timedelta(days=9)).isoformat(), "group_by": "channel"}
+    result = answer(app, api, **args)
+    assert len(result["buckets"]) == 10
+    groups = {g["key"]: g for g in result["groups"]}
+    assert [b["key"] for b in groups["social"]["buckets"]] == [today().isoformat()]
+    assert groups["social"]["buckets"][0]["funnel"] == groups["social"]["totals"]["funnel"]
+    for name in ("funnel", "participation"):
+        for key, value in result["totals"][name].items():
+            if not key.endswith("_total"):
+                assert sum(g["totals"][name][key] for g in result["groups"]) == value, key
+    assert result["totals"] == answer(app, api, **{"from": args["from"]})["totals"]
+    full = answer(app, api, **args, format="csv")
+    assert all(len(g["buckets"]) == 10 for g in full["groups"])
+    assert [g["totals"] for g in full["groups"]] == [g["totals"] for g in result["groups"]]

@@ -390,6 +390,20 @@ def test_a_shopify_order_with_the_code_among_its_discount_codes_claims(app, shop
     assert referral["qualification"]["event_id"] == "order:820982911946154508"
 
 
+def test_a_claim_with_a_checkouts_discount_codes_takes_the_referral_one(app, shopify):
+    """What the Shopify workflow sends: every discount code of the order, the shop's own first."""
+    api = program(app, SHOPIFY_OFFER)
+    code = link(api, external_id="adv-ann")["code"]
+    friend = {"external_id": BOB_SHOPIFY, "email": "bob@example.com"}
+    nothing = api.post("/v1/referrals/claim", {"code": None, "codes": ["WELCOME5"], "friend": friend},
+                       **{"Prefer": "outcome=explicit"})
+    assert nothing.status_code == 200 and nothing.get_json()["outcome"] == "no_code"
+    claimed = api.post("/v1/referrals/claim", {"code": None, "codes": ["WELCOME5", code.lower()],
+                                               "friend": friend})
+    assert claimed.status_code == 201, claimed.get_json()
+    assert claimed.get_json()["code"] == code
+
+
 def test_a_stripe_checkout_that_used_the_promotion_code_claims(app, stripe):
     """API 2024-06-20 checkout sessions name no discounts: the session is read again."""
     api = program(app, STRIPE_OFFER)

@@ -8,7 +8,7 @@ from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import create_engine, select, text, update
+from sqlalchemy import create_engine, event, select, text, update
 
 from referflow.actions import lists
 from referflow.actions.common import load_program
@@ -312,6 +312,38 @@ def test_advocate_items_are_the_advocate_payload_with_the_counts_of_get_advocate
     assert (ann["stats"]["referrals"], ann["stats"]["approved"], ann["stats"]["clicks"]) == (3, 3, 1)
     bob = items[1]
     assert (bob["stats"]["referrals"], bob["stats"]["approved"], bob["stats"]["clicks"]) == (2, 1, 3)
+
+
+def _queries(app, fn):
+    """Run fn; return how many SQL statements it sent (the API key's last use, written at most
+    once a minute, and transaction statements aside)."""
+    sent = []
+
+    def count(conn, cursor, statement, parameters, context, executemany):
+        if "api_keys" not in statement and statement.split()[0].upper() in ("SELECT", "INSERT",
+                                                                             "UPDATE", "DELETE"):
+            sent.append(statement)
+
+    engine = app.extensions["referflow"].db.engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        fn()
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    return len(sent)
+
+
+def test_an_advocate_page_costs_the_same_queries_however_many_advocates_it_holds(app, api,
+                                                                               client):
+    _leaderboard(api, client)
+    _get(api, "/v1/advocates")  # page tokens stored: the later reads write nothing
+    small = _queries(app, lambda: _get(api, "/v1/advocates?limit=1"))
+    for i in range(6):
+        _approve(api, link(api, f"cus_more{i}")["code"])
+    _get(api, "/v1/advocates")
+    large = _queries(app, lambda: _get(api, "/v1/advocates?limit=50"))
+    assert len(_get(api, "/v1/advocates?limit=50")["items"]) == 9
+    assert large == small, (small, large)
 
 
 def test_the_kept_counters_agree_with_counting(app, api, client):

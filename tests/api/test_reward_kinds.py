@@ -10,8 +10,10 @@ import pytest
 from sqlalchemy import select, update
 
 from referflow.actions import rewards as reward_actions
+from referflow.actions import stats as stats_actions
 from referflow.app import create_app
-from referflow.storage.models import Reward
+from referflow.jobs.runner import sweep
+from referflow.storage.models import OutboxEvent, Referral, ReferralHistory, Reward
 from tests.api.test_friend_offers import events, run_jobs
 from tests.conftest import ADMIN_TOKEN, PROGRAM_CONFIG, make_program
 from tests.fakes.shopify import SHOP, TOKEN, FakeShopify
@@ -111,6 +113,29 @@ def test_a_perk_beside_a_manual_gift_card_waits_for_the_card(app):
 def test_a_referral_that_earns_nothing_stays_approved(app):
     api = program(app, {"type": "none"})
     assert approve(api)["status"] == "approved" and reward_rows(app) == []
+
+
+def test_perk_referrals_approved_before_fulfilment_are_rewarded_by_the_sweep(app):
+    api = program(app, VIP, {"type": "none"})
+    other = approve(api, friend="cus_FriendCid")
+    none = program(app, {"type": "none"})  # earns nothing: the sweep leaves it approved
+    nothing = approve(none, advocate="cus_AdvocateDee", friend="cus_FriendEve")
+    services = app.extensions["referflow"]
+    with services.db.session() as s:  # as it was before perks were fulfilled: approved, no rows
+        s.execute(Reward.__table__.delete())
+        s.execute(OutboxEvent.__table__.delete())
+        s.execute(ReferralHistory.__table__.delete().where(ReferralHistory.action == "rewarded"))
+        s.execute(update(Referral).where(Referral.id == other["id"]).values(status="approved"))
+        s.commit()
+    assert status(api, other["id"]) == "approved"
+    assert sweep(services) == 1
+    assert status(api, other["id"]) == "rewarded" and status(none, nothing["id"]) == "approved"
+    assert [(r.side, r.kind, r.status, r.details) for r in reward_rows(app)] == [
+        ("advocate", "non_cash", "issued", {"perk": VIP["perk"]})]
+    (issued,) = events(app, "reward.issued")
+    assert issued["data"]["recipient"]["external_id"] == "cus_AdvocateAnn"
+    assert len(events(app, "referral.rewarded")) == 1
+    assert sweep(services) == 0 and len(reward_rows(app)) == 1  # once
 
 
 def test_a_tiers_perks_are_granted_once_when_it_is_reached(app):
@@ -245,3 +270,117 @@ def test_a_discount_reward_the_store_cannot_make_is_refused_at_configuration(app
         "/v1/admin/programs", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
         json={"name": "x", "config": {**PROGRAM_CONFIG, "rewards": {"advocate": reward}}})
     assert response.status_code == 422 and message in response.get_json()["message"]
+
+
+# -- reversal takes discount rewards back -----------------------------------------------------------
+
+def reverse(api, referral_id: str) -> None:
+    response = api.post(f"/v1/referrals/{referral_id}/reverse", {"reason": "chargeback"})
+    assert response.status_code == 200 and response.get_json()["status"] == "reversed"
+
+
+def voided_history(api, referral_id: str) -> list[dict[str, Any]]:
+    history = api.get(f"/v1/referrals/{referral_id}").get_json()["history"]
+    return [h for h in history if h["action"] == "reward_voided"]
+
+
+def test_an_unused_shopify_code_is_switched_off_once_after_a_reversal(app, shopify):
+    api = program(app, {"type": "percent", "percent": 10, "provider": "shopify"})
+    approved = approve(api)
+    run_jobs(app)
+    (discount,) = shopify.discounts.values()
+    reverse(api, approved["id"])
+    assert reward_rows(app)[0].status == "pending"  # queued: the store is asked in the background
+    run_jobs(app)
+    (row,) = reward_rows(app)
+    assert row.status == "voided" and discount["status"] == "EXPIRED"
+    assert row.details["void"]["outcome"] == "disabled"
+    (voided,) = events(app, "reward.voided")
+    app.extensions["referflow"].schemas.validate("event.reward.voided", voided)
+    assert (voided["data"]["outcome"], voided["data"]["loss_amount"]) == ("disabled", 0)
+    assert voided["data"]["recipient"]["external_id"] == "cus_AdvocateAnn"
+    (entry,) = voided_history(api, approved["id"])
+    assert entry["data"]["outcome"] == "disabled"
+    make_pending(app)  # nothing is switched off twice
+    run_jobs(app)
+    assert sum(b"discountCodeDeactivate" in c["body"] for c in shopify.calls) == 1
+    assert len(events(app, "reward.voided")) == 1
+
+
+def test_a_used_stripe_code_is_recorded_as_the_loss_and_left_alone(app, stripe):
+    api = program(app, {"type": "amount", "amount": 1500, "provider": "stripe"},
+                  {"type": "percent", "percent": 20, "provider": "stripe"})
+    approved = approve(api)
+    run_jobs(app)
+    rows = {r.side: r for r in reward_rows(app)}
+    stripe.promotion_codes[rows["advocate"].external_id]["times_redeemed"] = 1  # used
+    reverse(api, approved["id"])
+    run_jobs(app)
+    rows = {r.side: r for r in reward_rows(app)}
+    advocate, friend = (stripe.promotion_codes[rows[s].external_id] for s in ("advocate", "friend"))
+    assert advocate["active"] is True and friend["active"] is False
+    assert [rows[s].status for s in ("advocate", "friend")] == ["voided", "voided"]
+    by_side = {e["data"]["reward"]["side"]: e["data"] for e in events(app, "reward.voided")}
+    assert (by_side["advocate"]["outcome"], by_side["advocate"]["loss_amount"]) == ("used", 1500)
+    assert (by_side["friend"]["outcome"], by_side["friend"]["loss_amount"],
+            by_side["friend"]["loss_known"]) == ("disabled", 0, True)
+    offs = [c for c in stripe.calls if c["path"].startswith("/v1/promotion_codes/")
+            and c["method"] == "POST"]
+    assert len(offs) == 1 and offs[0]["headers"]["Idempotency-Key"] == f"{rows['friend'].id}-off"
+    # the used code is part of the loss after reversal, live and after a rebuild
+    stats = api.get("/v1/stats").get_json()["totals"]["rewards"]
+    assert stats["EUR"]["loss_after_reversal"] == 1500, stats
+    with app.extensions["referflow"].db.session() as session:
+        stats_actions.rebuild(session)
+        session.commit()
+    assert api.get("/v1/stats").get_json()["totals"]["rewards"] == stats
+
+
+def test_an_applied_free_period_is_the_loss_and_the_subscription_is_not_touched(app, stripe):
+    stripe.subscriptions["sub_AnnPro"] = {"id": "sub_AnnPro", "object": "subscription",
+                                          "customer": "cus_AdvocateAnn", "status": "active",
+                                          "discounts": []}
+    api = program(app, {"type": "free_period", "provider": "stripe"})
+    approved = approve(api)
+    run_jobs(app)
+    calls = len(stripe.calls)
+    reverse(api, approved["id"])
+    (row,) = reward_rows(app)
+    assert row.status == "voided" and row.details["void"]["outcome"] == "used"
+    run_jobs(app)
+    assert len(stripe.calls) == calls and len(stripe.subscriptions["sub_AnnPro"]["discounts"]) == 1
+    (voided,) = events(app, "reward.voided")
+    assert voided["data"]["loss_known"] is False
+
+
+def test_a_discount_reward_never_sent_is_voided_at_once(app, shopify):
+    api = program(app, {"type": "amount", "amount": 500, "provider": "shopify"})
+    approved = approve(api)
+    reverse(api, approved["id"])  # before any job ran
+    (row,) = reward_rows(app)
+    assert row.status == "voided" and row.details["void"]["outcome"] == "not_issued"
+    run_jobs(app)
+    assert shopify.discounts == {} and reward_rows(app)[0].status == "voided"
+
+
+def test_a_reward_issued_while_its_referral_is_reversed_is_taken_back(app, shopify):
+    api = program(app, {"type": "percent", "percent": 10, "provider": "shopify"})
+    approved = approve(api)
+    services = app.extensions["referflow"]
+    (row,) = reward_rows(app)
+    with services.db.session() as s:  # a worker holds it (issuing) when the reversal comes
+        s.execute(update(Reward).values(status="issuing",
+                                        lease_until=datetime.now(UTC) + timedelta(minutes=5)))
+        s.commit()
+    reverse(api, approved["id"])
+    assert reward_rows(app)[0].status == "issuing"
+    with services.db.session() as s:  # the worker finishes: it sees the reversal
+        s.execute(update(Reward).values(status="pending", lease_until=None,
+                                        next_attempt_at=datetime.now(UTC)))
+        s.commit()
+    run_jobs(app)  # issues, then (queued by the issuer) ...
+    run_jobs(app)  # ... takes it back
+    (row,) = reward_rows(app)
+    (discount,) = shopify.discounts.values()
+    assert row.status == "voided" and discount["status"] == "EXPIRED"
+    assert status(api, approved["id"]) == "reversed"

@@ -204,6 +204,21 @@ def test_referral_history_in_plain_words(client: Any, seeded: Seeded) -> None:
     assert "the program's policy sends to review this" in review
 
 
+def _current_section(html: str) -> list[str]:
+    return re.findall(r'<a href="[^"]*"\s+aria-current="(?:page|true)">([^<]+)</a>',
+                      html.split('class="mainnav"', 1)[1].split("</nav>", 1)[0])
+
+
+def test_the_nav_marks_the_section_of_detail_pages(client: Any, seeded: Seeded) -> None:
+    pid = seeded.program_id
+    referral_id = next(iter(seeded.referrals))
+    advocate_id = next(iter(seeded.advocate_ids.values()))
+    for path, section in (("referrals", "Referrals"), (f"referrals/{referral_id}", "Referrals"),
+                          ("advocates", "Advocates"), (f"advocates/{advocate_id}", "Advocates"),
+                          ("rewards", "Rewards"), ("overview", "Overview")):
+        assert _current_section(_page(client, pid, path)) == [section], path
+
+
 def test_unknown_and_foreign_ids_are_404(client: Any, seeded: Seeded, app: Any) -> None:
     other = make_program(client, name="Other")
     link = other.post("/v1/links", {"advocate": {"external_id": "x1", "email": "x1@example.com"}}).get_json()
@@ -234,6 +249,7 @@ def test_rewards_page(client: Any, seeded: Seeded) -> None:
     assert _kpi(html, "rewards-failed") == "1"
     assert FAILED_REWARD_ERROR in _page(client, seeded.program_id, "rewards?status=failed")
     assert _kpi(html, "redeemed").startswith("EUR ") and _kpi(html, "outstanding") != "EUR 0.00"
+    assert _kpi(html, "expired") == "EUR 0.00"  # the seeded cards are a year from expiry
     voided = _page(client, seeded.program_id, "rewards?card_status=voided")
     assert voided.count('class="badge bad">voided</span>') == 2  # the reversed referral's cards
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from referflow.domain import imports
+from referflow.domain import imports, stats
 from referflow.domain import referral as states
 from referflow.domain.imports import BadRow, ImportRules, check_customer, check_referral
 
@@ -151,3 +151,20 @@ def test_the_docs_table_names_every_column_and_status():
     assert set(imports.IMPORTED_STATUS) <= documented | {"rejected", "reversed"}
     for imported, stored in imports.IMPORTED_STATUS.items():
         assert f"`{imported}`" in section and f"`{stored}`" in section
+
+
+@pytest.mark.parametrize("now", [datetime(2026, 3, 29, 1, 2, 3, 456789, UTC),
+                                 datetime(2026, 11, 30, 23, 59, 59, 999999, UTC)])
+def test_reward_bucket_edges_are_where_the_bucket_changes(now):
+    edges = imports.reward_bucket_edges(now, now - timedelta(days=3 * 365))
+    step = timedelta(microseconds=1)
+    assert [bucket for bucket, _ in edges] == list(range(1, len(edges) + 1))
+    for bucket, edge in edges:
+        assert stats.duration_bucket((now - edge).total_seconds()) >= bucket
+        assert stats.duration_bucket((now - (edge + step)).total_seconds()) < bucket
+        assert stats.duration_bucket(stats.bucket_value(bucket)) == bucket  # the stand-in
+
+
+def test_no_edges_for_a_file_of_recent_claims():
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    assert imports.reward_bucket_edges(now, now - timedelta(seconds=59)) == []

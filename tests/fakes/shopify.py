@@ -50,7 +50,9 @@ class FakeShopify(FakeServer):
         if "codeDiscountNodeByCode" in query:
             found = self.discounts.get(variables["code"].lower())
             return 200, {}, {"data": {"codeDiscountNodeByCode": {
-                "id": found["id"], "codeDiscount": {"title": found["title"], "status": found["status"]}}
+                "id": found["id"], "codeDiscount": {
+                    "title": found["title"], "status": found["status"],
+                    "asyncUsageCount": found["asyncUsageCount"]}}
                 if found else None}}
         if "discountCodeDeactivate" in query:
             return 200, {}, {"data": {"discountCodeDeactivate": self._deactivate(variables["id"])}}
@@ -83,7 +85,7 @@ class FakeShopify(FakeServer):
                 {"field": ["basicCodeDiscount", "code"], "code": "TAKEN",
                  "message": "Code must be unique. Please try a different code."}]}
         node = {"id": f"gid://shopify/DiscountCodeNode/{len(self.discounts) + 1001}",
-                "title": data["title"], "status": "ACTIVE", "input": data}
+                "title": data["title"], "status": "ACTIVE", "asyncUsageCount": 0, "input": data}
         with self.lock:
             self.discounts[data["code"].lower()] = node
         return {"codeDiscountNode": {"id": node["id"]}, "userErrors": []}

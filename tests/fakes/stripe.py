@@ -111,6 +111,9 @@ class FakeStripe(FakeServer):
                              "url": "/v1/promotion_codes"}
         if method == "POST" and path.startswith("/v1/promotion_codes/"):
             return self._update_promotion_code(path.rsplit("/", 1)[1], params)
+        if method == "GET" and path.startswith("/v1/promotion_codes/"):
+            promo = self.promotion_codes.get(path.rsplit("/", 1)[1])
+            return (200, {}, promo) if promo else _missing("promotion_code", path.rsplit("/", 1)[1])
         if method == "GET" and path == "/v1/subscriptions":
             return self._subscriptions(params)
         if method == "POST" and path.startswith("/v1/subscriptions/"):
@@ -191,7 +194,7 @@ class FakeStripe(FakeServer):
 
     def _subscriptions(self, p):
         found = [s for s in self.subscriptions.values() if s["customer"] == p.get("customer")
-                 and s["status"] == p.get("status", s["status"])]
+                 and p.get("status", s["status"]) in (s["status"], "all")]
         expanded = "data.discounts" in p.get("expand", [])
         data = [{**s, "discounts": s["discounts"] if expanded else [d["id"] for d in s["discounts"]]}
                 for s in found[:int(p.get("limit", 10))]]

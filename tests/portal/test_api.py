@@ -121,7 +121,8 @@ def test_get_advocate_portal_shows_friends_by_first_name_or_initial_only(client)
     assert body["first_name"] == "Anna" and "Schmidt" not in text
     assert body["counts"]["approved"] == 2 and body["rewards"]["earned"] == 5000
     assert body["tier"] == {"approved": 2, "current": "Silver", "perks": ["Free shipping"],
-                            "next": "Gold", "next_at": 5, "remaining": 3, "progress": 0.0}
+                            "next": "Gold", "next_at": 5, "remaining": 3, "progress": 0.0,
+                            "reward": "€25.00", "next_reward": "€40.00", "next_perks": []}
     assert body["leaderboard"] == [{"rank": 1, "name": "Anna", "approved": 2, "you": True}]
     assert body["branding"]["name"] == "Acme Coffee"
 

@@ -23,6 +23,13 @@ const operation = {
       type: 'string',
     },
     {
+      key: 'codes',
+      in: 'body',
+      property: 'codes',
+      type: 'string',
+      list: true,
+    },
+    {
       key: 'friendExternalId',
       in: 'body',
       property: 'friend.external_id',
@@ -99,6 +106,15 @@ module.exports = {
         helpText: 'The click_id parameter referflow adds to the landing page URL; use it instead of the referral code if you kept it.',
       },
       {
+        key: 'codes',
+        label: 'Discount Codes',
+        required: false,
+        type: 'string',
+        list: true,
+        helpText: 'Every discount code the checkout used (Shopify discount_codes[].code), one per value: referflow claims with the one that is a referral code, so the store\'s own codes beside it do no harm.',
+        placeholder: 'WELCOME5, ANNA7Q',
+      },
+      {
         key: 'friendExternalId',
         label: 'Friend External ID',
         required: false,
@@ -170,6 +186,7 @@ module.exports = {
       advocate_id: 'adv_or2blacr2m7fl2c7kql7',
       code: 'NPTRSAJG',
       click_id: null,
+      channel: null,
       friend: {
         external_id: 'cus_Bob',
         email: 'bob@example.com',
@@ -193,6 +210,7 @@ module.exports = {
       { key: 'advocate_id', label: 'Advocate ID', type: 'string' },
       { key: 'code', label: 'Referral Code', type: 'string' },
       { key: 'click_id', label: 'Click ID', type: 'string' },
+      { key: 'channel', label: 'Channel', type: 'string' },
       { key: 'friend__external_id', label: 'Friend External ID', type: 'string' },
       { key: 'friend__email', label: 'Friend Email', type: 'string' },
       { key: 'status', label: 'Status', type: 'string' },

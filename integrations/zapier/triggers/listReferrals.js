@@ -78,6 +78,7 @@ module.exports = {
       advocate_id: 'adv_or2blacr2m7fl2c7kql7',
       code: 'NPTRSAJG',
       click_id: 'clk_5ttb4q0m2c1xk8e9p3ra',
+      channel: 'email',
       friend: {
         external_id: 'cus_Dana',
         email: 'dana@example.com',
@@ -106,6 +107,7 @@ module.exports = {
       { key: 'advocate_id', label: 'Advocate ID', type: 'string' },
       { key: 'code', label: 'Referral Code', type: 'string' },
       { key: 'click_id', label: 'Click ID', type: 'string' },
+      { key: 'channel', label: 'Channel', type: 'string' },
       { key: 'friend__external_id', label: 'Friend External ID', type: 'string' },
       { key: 'friend__email', label: 'Friend Email', type: 'string' },
       { key: 'status', label: 'Status', type: 'string' },

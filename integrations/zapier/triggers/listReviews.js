@@ -35,6 +35,7 @@ module.exports = {
       advocate_id: 'adv_or2blacr2m7fl2c7kql7',
       code: 'NPTRSAJG',
       click_id: null,
+      channel: null,
       friend: {
         external_id: 'cus_Carl',
         email: 'carl@mailinator.com',
@@ -60,6 +61,7 @@ module.exports = {
       { key: 'advocate_id', label: 'Advocate ID', type: 'string' },
       { key: 'code', label: 'Referral Code', type: 'string' },
       { key: 'click_id', label: 'Click ID', type: 'string' },
+      { key: 'channel', label: 'Channel', type: 'string' },
       { key: 'friend__external_id', label: 'Friend External ID', type: 'string' },
       { key: 'friend__email', label: 'Friend Email', type: 'string' },
       { key: 'status', label: 'Status', type: 'string' },

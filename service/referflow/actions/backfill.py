@@ -21,16 +21,28 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Integer, String, Text, exists, func, insert, select, true
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Integer,
+    String,
+    Text,
+    exists,
+    func,
+    insert,
+    select,
+    true,
+)
 from sqlalchemy.engine import Engine
 from sqlalchemy.sql.expression import ColumnElement
 
 from referflow.actions import backfill_writes as writes
+from referflow.actions import people
 from referflow.actions.bulk import BATCH_SIZE, Advance, BulkImport, Record, Report, Stage, chunks
 from referflow.actions.common import ProgramContext
+from referflow.actions.import_stats import ReferralStats
 from referflow.domain.codes import new_ids, new_referral_codes
-from referflow.domain.emails import normalise_email
-from referflow.domain.hashing import keyed_hash
 from referflow.domain.imports import BadRow, ImportRules, ReferralRow, check_referral
 from referflow.domain.timeutil import utcnow
 from referflow.storage.models import Advocate, ReferralCode
@@ -41,7 +53,7 @@ STAGED = ("line", "advocate_external_id", "advocate_email", "advocate_email_key"
           "code", "friend_external_id", "friend_email", "friend_email_key", "status", "created_at",
           "qualified_at", "qualified_amount", "qualified_currency", "qualifying_event_id",
           "hold_until", "approved_at", "advocate_reward", "friend_reward", "reason", "reasons",
-          "history", "referral_id")
+          "history", "referral_id", "known")  # known: the friend had a referral (set per batch)
 
 
 def _referral_columns() -> list[Column[Any]]:
@@ -53,8 +65,9 @@ def _referral_columns() -> list[Column[Any]]:
     money = ("qualified_amount", "advocate_reward", "friend_reward")
     columns: list[Column[Any]] = [Column("seq", Integer, primary_key=True, autoincrement=False)]
     for name in STAGED:
-        kind: Any = (Integer if name == "line" else String(text[name]) if name in text
-                     else UTCDateTime() if name in times else BigInteger if name in money else Text)
+        kind: Any = (Integer if name == "line" else Boolean if name == "known"
+                     else String(text[name]) if name in text else UTCDateTime() if name in times
+                     else BigInteger if name in money else Text)
         columns.append(Column(name, kind))
     return columns
 
@@ -67,7 +80,8 @@ class ReferralImport(BulkImport):
         self.ctx, self.actor_id = ctx, actor_id
         self.rules = ImportRules(ctx.config.currency, ctx.config.hold_days, utcnow())
         self._file = json.dumps(file_name[-200:])
-        self._email_keys: dict[str, str] = {}
+        self._email_keys: dict[str, str | None] = {}
+        self.stats = ReferralStats(ctx.id, ctx.config.timezone, None)
         self.stage = Stage(self.conn, "import_referrals_stage", _referral_columns(), indexes=[
             ("friend_external_id", "seq"), ("advocate_external_id", "seq"), ("code",)])
 
@@ -82,7 +96,7 @@ class ReferralImport(BulkImport):
                     if (row := self._checked(line, fields, problem)) is not None]
             # Staged even once a row is bad: the checks across rows then report every problem.
             ids = new_ids("ref", len(rows))
-            stage.add([(stage.size + n, *row, ids[n]) for n, row in enumerate(rows)])
+            stage.add([(stage.size + n, *row, ids[n], None) for n, row in enumerate(rows)])
             self.report.read += len(chunk)
             advance(len(chunk))
         stage.ready()
@@ -118,8 +132,7 @@ class ReferralImport(BulkImport):
         if key is None:
             if len(self._email_keys) > 100_000:
                 self._email_keys.clear()
-            key = self._email_keys[email] = keyed_hash(self.ctx.secret, "email",
-                                                       normalise_email(email))
+            key = self._email_keys[email] = people.email_key(self.ctx, email)
         return key
 
     def _check_together(self) -> None:
@@ -170,11 +183,12 @@ class ReferralImport(BulkImport):
         assert self.stage is not None and not self.report.problems
         self.report.extra = {"advocates_added": 0, "codes_added": 0}
         postgresql = self.conn.dialect.name == "postgresql"
+        self.stats.oldest = self.conn.scalar(select(func.min(self.stage.c.created_at)))
         for first, last, rows in self._batches(batch_size):
             self._write_batch(writes.Batch(
                 self.ctx.id, self.ctx.program.config_version, self.actor_id, self.stage.table,
                 self.stage.c.advocate_external_id.between(first, last), utcnow(), postgresql))
-            self.conn.commit()
+            self.conn.commit()  # the batch and its statistics together
             advance(rows)
         self.report.existing = self.report.read - self.report.added
         if postgresql:  # fresh planner statistics after a big load
@@ -199,6 +213,7 @@ class ReferralImport(BulkImport):
             yield first, last, rows
 
     def _write_batch(self, batch: writes.Batch) -> None:
+        self.conn.execute(writes.known_friends(batch))
         enrolled = list(self.conn.scalars(writes.enrolled_advocates(batch)))
         new = self.conn.execute(writes.new_advocates(batch)).all()
         if new:
@@ -213,11 +228,14 @@ class ReferralImport(BulkImport):
         while codeless := list(self.conn.scalars(writes.codeless_advocates(batch))):
             for start in range(0, len(codeless), CHUNK):  # again only if a drawn code was taken
                 codes += self._add_codes(codeless[start:start + CHUNK], batch.now)
-        self.report.added += self.conn.execute(writes.referrals(batch)).rowcount
+        added = self.conn.execute(writes.referrals(batch)).rowcount
+        self.report.added += added
+        self.fresh_statistics(added, ("referrals", "advocates", "referral_codes"))
         self.conn.execute(writes.history(batch))
         self.conn.execute(writes.signals(batch))
         for start in range(0, len(enrolled), CHUNK):
             self.conn.execute(writes.counters(batch, enrolled[start:start + CHUNK]))
+        self.stats.add_batch(self.conn, batch, [(row[4], None) for row in new])
         self.report.extra["advocates_added"] += len(new)
         self.report.extra["codes_added"] += codes
 

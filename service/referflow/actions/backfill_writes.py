@@ -87,10 +87,19 @@ def advocate_of(batch: Batch) -> ColumnElement[bool]:
                 Advocate.external_id == batch.s.advocate_external_id)
 
 
+def known_friends(batch: Batch) -> Any:
+    """Mark the batch's rows whose friend has a referral in the program already: once, before
+    the batch writes (an anti-join against the referrals a statement is inserting would scan
+    them again for every row where PostgreSQL's statistics still think the table empty)."""
+    s = batch.s
+    return update(batch.stage).where(batch.where).values(known=exists().where(
+        Referral.program_id == batch.program_id,
+        Referral.friend_external_id == s.friend_external_id))
+
+
 def friend_is_new(batch: Batch) -> ColumnElement[bool]:
-    """The staged row's friend has no referral in the program yet."""
-    return ~exists().where(Referral.program_id == batch.program_id,
-                           Referral.friend_external_id == batch.s.friend_external_id)
+    """The staged row's friend had no referral in the program when the batch began."""
+    return batch.stage.c.known.is_(False)
 
 
 def enrolled_advocates(batch: Batch) -> Any:

@@ -24,10 +24,8 @@ from typing import Any, Self, TextIO
 from sqlalchemy import Column, Index, MetaData, Table
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import ColumnElement
 
-from referflow.actions import stats
 from referflow.domain.imports import BadRow
 
 STAGE_CHUNK = 20_000  # rows checked and staged per round trip
@@ -192,6 +190,7 @@ class BulkImport:
             self._postgres_session()
         self.report = Report()
         self.stage: Stage | None = None
+        self._grown = self._analyzed = 0  # rows this import added; how many when last analyzed
 
     def _postgres_session(self) -> None:
         # The staged rows live in a temporary table, read in this backend's own buffers:
@@ -221,13 +220,16 @@ class BulkImport:
                 self.conn.exec_driver_sql("PRAGMA cache_size=-2000")  # SQLite's default, for the pool
             self.conn.close()
 
-    def rebuild_stats(self, program_id: str) -> None:
-        """Recount the program's statistics rollups: the rows written here bypassed the
-        session hooks that keep them (actions/rollups.py)."""
-        with Session(bind=self.conn) as session:
-            stats.rebuild(session, program_id)
-            session.commit()
-        self.conn.commit()
+    def fresh_statistics(self, added: int, tables: Sequence[str]) -> None:
+        """ANALYZE the tables a batch writes into each time this import has doubled what it
+        wrote since the last time (PostgreSQL). Batches join the rows they wrote: planned
+        from statistics of a table still near empty, a join scans it once per row."""
+        self._grown += added
+        if self.conn.dialect.name != "postgresql" or self._grown <= 2 * self._analyzed:
+            return
+        for table in tables:  # in the batch's transaction: its own new rows are sampled
+            self.conn.exec_driver_sql(f"ANALYZE {table}")
+        self._analyzed = self._grown
 
     def problem(self, line: int, error: BadRow | str) -> None:
         """Record a bad row."""

@@ -12,9 +12,9 @@ from sqlalchemy.orm import Session
 from referflow.actions import people
 from referflow.actions.bulk import BATCH_SIZE, Advance, BulkImport, Record, Report, Stage, chunks
 from referflow.actions.common import ProgramContext
+from referflow.actions.import_stats import add_known_customers
 from referflow.actions.offers import disable_offer
 from referflow.domain.codes import normalise_code
-from referflow.domain.hashing import keyed_hash
 from referflow.domain.imports import BadRow, check_customer
 from referflow.domain.timeutil import utcnow
 from referflow.errors import NotFound
@@ -102,8 +102,7 @@ class CustomerImport(BulkImport):
         except BadRow as exc:
             self.problem(line, exc)
             return None
-        key = keyed_hash(self.ctx.secret, "email", person.email) if person.email else None
-        return line, person.external_id, key
+        return line, person.external_id, people.email_key(self.ctx, person.email)
 
     def _drop_repeats(self) -> int:
         """Drop the rows that repeat an earlier row's external id, then email (one sort each)."""
@@ -121,17 +120,19 @@ class CustomerImport(BulkImport):
     def write(self, advance: Advance, batch_size: int = BATCH_SIZE) -> Report:
         """Write the staged customers that are new, one transaction per batch."""
         assert self.stage is not None and not self.report.problems
-        staged = self.stage.table
+        staged, now = self.stage.table, utcnow()
         new = select(literal(self.ctx.id), staged.c.external_id, staged.c.email_key,
-                     literal(self.source), literal(utcnow(), UTCDateTime()))
+                     literal(self.source), literal(now, UTCDateTime()))
         for name in ("external_id", "email_key"):  # NULL matches nothing: anti-joins
             new = new.where(~exists().where(KnownCustomer.program_id == self.ctx.id,
                                             getattr(KnownCustomer, name) == staged.c[name]))
         columns = ["program_id", "external_id", "email_key", "source", "created_at"]
         for batch, count in self.stage.batches(batch_size):
-            self.report.added += self.conn.execute(
+            added = self.conn.execute(
                 insert(KnownCustomer).from_select(columns, new.where(batch))).rowcount
-            self.conn.commit()
+            add_known_customers(self.conn, self.ctx.id, self.ctx.config.timezone, now, added)
+            self.conn.commit()  # the batch and its statistics together
+            self.report.added += added
             advance(count)
         self.report.existing = self.report.read - self.report.repeated - self.report.added
         if self.conn.dialect.name == "postgresql":  # fresh planner statistics after a big load

@@ -15,7 +15,7 @@ EVENT_TYPES = (
     "referral.claimed", "referral.in_review", "referral.qualified", "referral.approved",
     "referral.rejected", "referral.reversed", "referral.rewarded", "reward.issued",
     "reward.redeemed", "reward.failed", "advocate.tier_changed", "advocate.link_created",
-    "ask.decided", "friend_offer.failed",
+    "ask.decided", "friend_offer.failed", "reward.voided",
 )
 # Kept beside an event, never sent or listed: the id of the request that caused it, so its
 # deliveries and their jobs can name that request (logs.py). Stored in the payload's JSON

@@ -12,6 +12,10 @@ Per side (advocate, friend), by the reward's type (domain/program.py):
 
 A tier's perks are fulfilled the same way when an advocate moves up into the tier: one row per
 advocate and tier, whose id is derived from both, so they are granted once.
+
+When a referral is reversed, its discount rewards are taken back (domain/rewards.py decides how):
+voided at once when the store never had them, the loss recorded for a free period already on the
+subscription, else queued for actions/rewards.py to switch the code off (or record it used).
 """
 
 from __future__ import annotations
@@ -25,11 +29,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from referflow import serialize
-from referflow.actions.common import ProgramContext, reward_recipient
+from referflow.actions.common import Actor, ProgramContext, record, reward_recipient
 from referflow.actions.events import emit
+from referflow.domain import rewards as reversal
 from referflow.domain.codes import new_id
-from referflow.domain.program import REWARD_SIDES, Tier
+from referflow.domain.program import DISCOUNT_TYPES, REWARD_SIDES, Tier
 from referflow.domain.program import Reward as RewardRule
+from referflow.domain.timeutil import to_rfc3339
 from referflow.storage.models import Advocate, Referral, Reward, RewardStatus
 
 PERK = "perk"  # the issuer of perks: announcing them is the fulfilment
@@ -113,3 +119,51 @@ def planned_sides(session: Session, referral_id: str) -> set[str]:
     """Return the sides of a referral that have a reward row (whatever its state)."""
     return set(session.scalars(select(Reward.side).where(
         Reward.referral_id == referral_id, Reward.side.in_(REWARD_SIDES))))
+
+
+# -- reversal ----------------------------------------------------------------------------------
+
+VOID = "void"  # the key in a reward's details that asks for, then records, its take-back
+
+
+def take_back_rewards(session: Session, ctx: ProgramContext, referral: Referral, actor: Actor,
+                      now: datetime) -> None:
+    """Take back a just reversed referral's discount rewards, in the reversal's transaction."""
+    rows = session.scalars(select(Reward).where(
+        Reward.referral_id == referral.id, Reward.side.in_(REWARD_SIDES),
+        Reward.kind.in_(DISCOUNT_TYPES)).order_by(Reward.side))
+    for row in list(rows):
+        action = reversal.on_reversal(row.kind, row.status, row.attempts)
+        if action == reversal.OnReversal.VOID_NOW:
+            settle_voided(session, ctx, row, referral, actor, reversal.Outcome.NOT_ISSUED, now)
+        elif action == reversal.OnReversal.LOST:
+            settle_voided(session, ctx, row, referral, actor, reversal.Outcome.USED, now)
+        elif action == reversal.OnReversal.TAKE_BACK:
+            want_back(row, now)
+
+
+def want_back(row: Reward, now: datetime) -> None:
+    """Queue a reward to be taken back from the store (its worker is the issuer's)."""
+    row.details = {**(row.details or {}), VOID: {"wanted_at": to_rfc3339(now)}}
+    row.status, row.next_attempt_at, row.lease_until = RewardStatus.PENDING, now, None
+
+
+def wants_back(row: Reward) -> bool:
+    """Tell whether a reward is queued to be taken back (not taken back yet)."""
+    void = (row.details or {}).get(VOID)
+    return isinstance(void, dict) and "outcome" not in void
+
+
+def settle_voided(session: Session, ctx: ProgramContext, row: Reward, referral: Referral,
+                  actor: Actor, outcome: reversal.Outcome, now: datetime) -> None:
+    """Record a reward taken back: status, history entry, ``reward.voided`` (caller commits)."""
+    result = reversal.voided(row.kind, row.amount, outcome)
+    void = {**((row.details or {}).get(VOID) or {}), **result.to_dict(),
+            "at": to_rfc3339(now)}
+    row.details = {**(row.details or {}), VOID: void}
+    row.status, row.lease_until = RewardStatus.VOIDED, None
+    data = {"reward": serialize.reward(row), **result.to_dict(), "currency": row.currency}
+    record(session, ctx, referral, "reward_voided", actor, from_status=referral.status, data=data)
+    emit(session, ctx.id, "reward.voided", {
+        **data, "referral_id": referral.id,
+        "recipient": reward_recipient(session, row.side, referral.id, referral.advocate_id)})

@@ -15,8 +15,8 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from referflow.actions.common import Actor, load_program
@@ -38,28 +38,43 @@ MAX_FAILURES = len(RETRY)  # unexpected errors: about 4.5 hours of retries, then
 OUTAGE_BUDGET = timedelta(days=3)  # a provider outage (5xx, 429, timeout) is retried this long
 
 
+_PROVIDER_SETTINGS = select(Program.id, ProviderConfig.webhook_secrets,
+                            ProviderConfig.settings).outerjoin(
+    ProviderConfig, (ProviderConfig.program_id == Program.id)
+    & (ProviderConfig.provider == bindparam("provider"))).where(
+    Program.id == bindparam("program_id"))
+
+
 def receive(session: Session, program_id: str, provider: str,
             delivery: Delivery) -> dict[str, int]:
-    """Verify a provider delivery and record its events; duplicates are counted, not redone."""
-    if session.get(Program, program_id) is None:
+    """Verify a provider delivery and record its events; duplicates are counted, not redone.
+
+    Nothing else happens in the request: the mapping runs in the background (``process``). Two
+    statements: the program with its provider settings, then one INSERT of every event that
+    skips the ids already recorded (``ON CONFLICT DO NOTHING``) and returns the new ones.
+    """
+    found = session.execute(_PROVIDER_SETTINGS, {"program_id": program_id,
+                                                 "provider": provider}).first()
+    if found is None:
         raise NotFound("program not found", code="program_not_found")
-    config = session.get(ProviderConfig, (program_id, provider))
-    if config is None or not config.webhook_secrets:
+    _, secrets, settings = found
+    if not secrets:
         raise Conflict(f"{provider} is not configured for this program: set webhook_secrets "
                        "with configureProvider", code="provider_not_configured")
-    events = RECEIVERS[provider](delivery, list(config.webhook_secrets), config.settings or {})
-    now, duplicates = utcnow(), 0
-    for event in events:
-        try:
-            with session.begin_nested():
-                session.add(InboundEvent(program_id=program_id, provider=provider,
-                                         event_id=event.event_id, type=event.type,
-                                         payload=event.payload, status=PENDING,
-                                         next_attempt_at=now, received_at=now))
-        except IntegrityError:
-            duplicates += 1
+    events = RECEIVERS[provider](delivery, list(secrets), settings or {})
+    now, recorded = utcnow(), 0
+    if events:
+        table = InboundEvent.__table__
+        dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+        statement = dialect.insert(table).values([
+            {"program_id": program_id, "provider": provider, "event_id": event.event_id,
+             "type": event.type, "payload": event.payload, "status": PENDING, "attempts": 0,
+             "outcome": {}, "next_attempt_at": now, "received_at": now} for event in events])
+        recorded = len(session.execute(statement.on_conflict_do_nothing(
+            index_elements=["program_id", "provider", "event_id"])
+            .returning(table.c.id)).all())
     session.commit()
-    return {"received": len(events), "duplicates": duplicates}
+    return {"received": len(events), "duplicates": len(events) - recorded}
 
 
 def due_inbound(session: Session, now: datetime, limit: int = 200) -> list[tuple[int, int]]:

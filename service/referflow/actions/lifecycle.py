@@ -39,7 +39,7 @@ from referflow.storage.models import (
     Referral,
 )
 
-COUNTED = (states.APPROVED, states.REWARDED)
+COUNTED = tuple(sorted(states.APPROVED_COUNTED))  # domain/referral.py's rule, as SQL IN wants it
 TIERS = Actor("system", "tiers")
 
 
@@ -58,7 +58,9 @@ def approve(session: Session, ctx: ProgramContext, referral: Referral, actor: Ac
         if ctx.config.caps.program_spend_per_month:
             serialise_on(session, Program, ctx.id, "config_version")
         serialise_on(session, Advocate, referral.advocate_id, "flagged")
-    advocate = session.get(Advocate, referral.advocate_id)
+    # Read after the lock, even when the session holds the row already (qualify reads it with
+    # the referral): the tier decides the rewards.
+    advocate = session.get(Advocate, referral.advocate_id, populate_existing=True)
     assert advocate is not None
     # The one place a referral's rewards are resolved: tier, experiment variant, base.
     rewards = ctx.config.rewards_for(advocate.tier, variant_rewards(session, referral))

@@ -15,9 +15,9 @@ from referflow.actions.eligibility import marks_of, save_marks
 from referflow.actions.events import emit
 from referflow.actions.experiments import link_variant
 from referflow.actions.offers import plan_offer
+from referflow.actions.people import email_key
 from referflow.domain import referral as states
 from referflow.domain.codes import new_id, new_referral_code, normalise_code, normalise_vanity
-from referflow.domain.emails import normalise_email
 from referflow.domain.hashing import ip_network_key, keyed_hash
 from referflow.domain.portal import permanent_token_hash
 from referflow.domain.program import ProgramConfig
@@ -87,7 +87,7 @@ def enrol_advocate(session: Session, ctx: ProgramContext, body: dict[str, Any],
         session.add(advocate)
     if person["email"] is not None:
         advocate.email = person["email"].strip()
-        advocate.email_key = keyed_hash(ctx.secret, "email", normalise_email(person["email"]))
+        advocate.email_key = email_key(ctx, person["email"])
     advocate.name = person.get("name", advocate.name)
     session.flush()
     code = _code_for(session, ctx, advocate, vanity, created)
@@ -199,12 +199,17 @@ def advocate_stats(session: Session, advocate: Advocate) -> dict[str, int]:
         .group_by(Referral.status)).all())
     clicks = session.scalar(select(func.count()).select_from(Click).where(
         Click.advocate_id == advocate.id)) or 0
+    return outcome_counts(by_status, clicks)
+
+
+def outcome_counts(by_status: dict[str, int], clicks: int) -> dict[str, int]:
+    """Return an advocate's counts from their referrals per status and their clicks."""
     qualified = sum(by_status.get(s, 0) for s in states.QUALIFIED_STATUSES)
     return {
         "clicks": clicks,
         "referrals": sum(by_status.values()),
         "qualified": qualified,
-        "approved": by_status.get(states.APPROVED, 0) + by_status.get(states.REWARDED, 0),
+        "approved": sum(by_status.get(s, 0) for s in states.APPROVED_COUNTED),
         "rewarded": by_status.get(states.REWARDED, 0),
         "rejected": by_status.get(states.REJECTED, 0),
         "reversed": by_status.get(states.REVERSED, 0),

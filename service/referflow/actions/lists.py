@@ -33,9 +33,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from referflow.actions import people
+from referflow.actions import offers, people, portal
 from referflow.actions.common import ProgramContext
-from referflow.actions.links import CHANNEL_RE, advocate_stats
+from referflow.actions.links import CHANNEL_RE, outcome_counts
 from referflow.domain.program import REWARD_SIDES
 from referflow.domain.referral import STATUSES
 from referflow.domain.timeutil import parse_rfc3339, to_rfc3339, utcnow
@@ -43,6 +43,7 @@ from referflow.errors import BadRequest
 from referflow.storage.models import (
     Advocate,
     AdvocateEvent,
+    Click,
     GiftCard,
     GiftCardStatus,
     Referral,
@@ -117,12 +118,14 @@ class AdvocateRow:
 
 @dataclass(frozen=True)
 class AdvocateDetails:
-    """What the advocate payload shows besides the row: codes, counts by outcome, events."""
+    """What the advocate payload shows besides the row: codes, counts by outcome, events, and
+    each code's friend offer (actions/offers.py's view; None: no offer)."""
 
     advocate: Advocate
     codes: list[ReferralCode]
     stats: dict[str, int]
     events: list[AdvocateEvent]
+    offers: dict[str, dict[str, Any] | None]
 
 
 def list_referrals(session: Session, ctx: ProgramContext, filters: ReferralFilters,
@@ -171,9 +174,14 @@ def list_advocates(session: Session, ctx: ProgramContext, q: str | None = None,
                 page.next_cursor)
 
 
-def advocate_details(session: Session, rows: list[AdvocateRow]) -> list[AdvocateDetails]:
-    """Return what the advocate payload shows for each row: codes, counts by outcome, events."""
-    ids = [row.advocate.id for row in rows]
+def advocate_details(session: Session, ctx: ProgramContext,
+                     rows: list[AdvocateRow]) -> list[AdvocateDetails]:
+    """Return what the advocate payload shows for each row: codes, counts by outcome, events,
+    the codes' friend offers. A constant number of queries, however long the page."""
+    advocates = [row.advocate for row in rows]
+    if any([portal.ensure_token_hash(ctx, a) for a in advocates]):
+        session.commit()  # once for the page, not once per advocate as portal_url would
+    ids = [a.id for a in advocates]
     codes: dict[str, list[ReferralCode]] = defaultdict(list)
     for code in session.scalars(select(ReferralCode).where(ReferralCode.advocate_id.in_(ids))
                                 .order_by(ReferralCode.created_at)):
@@ -182,9 +190,18 @@ def advocate_details(session: Session, rows: list[AdvocateRow]) -> list[Advocate
     for event in session.scalars(select(AdvocateEvent).where(AdvocateEvent.advocate_id.in_(ids))
                                  .order_by(AdvocateEvent.id)):
         events[event.advocate_id].append(event)
-    return [AdvocateDetails(row.advocate, codes[row.advocate.id],
-                            advocate_stats(session, row.advocate), events[row.advocate.id])
-            for row in rows]
+    by_status: dict[str, dict[str, int]] = defaultdict(dict)
+    for advocate_id, status, count in session.execute(
+            select(Referral.advocate_id, Referral.status, func.count())
+            .where(Referral.advocate_id.in_(ids)).group_by(Referral.advocate_id, Referral.status)):
+        by_status[advocate_id][status] = count
+    clicks: dict[str, int] = {a: n for a, n in session.execute(
+        select(Click.advocate_id, func.count()).where(Click.advocate_id.in_(ids))
+        .group_by(Click.advocate_id))}
+    views = offers.views_of(session, [c.code for cs in codes.values() for c in cs])
+    return [AdvocateDetails(a, codes[a.id], outcome_counts(by_status[a.id], clicks.get(a.id, 0)),
+                            events[a.id], {c.code: views[c.code] for c in codes[a.id]})
+            for a in advocates]
 
 
 def list_gift_cards(session: Session, ctx: ProgramContext, status: str | None = None,

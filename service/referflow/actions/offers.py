@@ -25,6 +25,7 @@ from referflow.actions.common import ProgramContext
 from referflow.actions.events import emit
 from referflow.actions.providers import credentials
 from referflow.config import Settings
+from referflow.domain import checkout
 from referflow.domain.codes import new_id, normalise_code
 from referflow.domain.program import FriendOffer
 from referflow.domain.timeutil import utcnow
@@ -194,6 +195,14 @@ def _refused(session: Session, row: StoreDiscount, reason: str, action: str,
 
 
 # -- checkouts that used a code ------------------------------------------------------------------
+
+def checkout_code(session: Session, ctx: ProgramContext, named: str | None,
+                  codes: Iterable[str | None]) -> str | None:
+    """Return the referral code of a checkout that named ``named`` and used the discount
+    ``codes`` (claimReferral's ``codes``): domain/checkout.py decides, this looks the codes up."""
+    return checkout.choose(named, codes,
+                           lambda raw: referral_code_among(session, ctx, [raw]) is not None)
+
 
 def referral_code_among(session: Session, ctx: ProgramContext, codes: Iterable[str]) -> str | None:
     """Return the first of a checkout's discount codes that is a referral code of the program."""

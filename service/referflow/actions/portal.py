@@ -158,12 +158,14 @@ class FriendLine:
     created_at: datetime
     hold_until: datetime | None
     reward: int | None
+    shown: rules.RewardShown | None = None  # the advocate's reward by its kind, once approved
 
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON form."""
         return {"friend": self.friend, "status": self.status, "channel": self.channel,
                 "created_at": to_rfc3339(self.created_at), "hold_until": to_rfc3339(self.hold_until),
-                "reward": self.reward}
+                "reward": self.reward,
+                "reward_shown": self.shown.to_dict() if self.shown else None}
 
 
 @dataclass(frozen=True)
@@ -235,17 +237,37 @@ def _earned(session: Session, advocate: Advocate) -> int:
         Referral.status.in_((states.APPROVED, states.REWARDED)))) or 0)
 
 
+def shown(reward: IssuedReward) -> rules.RewardShown:
+    """Return how a reward row is shown on the page, by its kind."""
+    return rules.shown_reward(reward.kind, reward.amount, reward.currency, reward.details,
+                              reward.code, reward.expires_at)
+
+
 def _referrals(session: Session, ctx: ProgramContext, advocate: Advocate) -> list[FriendLine]:
     rows = list(session.scalars(select(Referral).where(Referral.advocate_id == advocate.id)
                                 .order_by(Referral.created_at.desc(), Referral.id.desc())
                                 .limit(SHOWN_REFERRALS)))
     names = _friend_names(session, ctx, [r.friend_external_id for r in rows])
-    return [FriendLine(
-        friend=rules.display_name(names.get(r.friend_external_id), r.friend_email),
-        status=r.status, channel=r.channel, created_at=r.created_at,
-        hold_until=r.hold_until if r.status == states.HELD else None,
-        reward=r.advocate_reward if r.status in (states.APPROVED, states.REWARDED) else None)
-        for r in rows]
+    earned = {r.referral_id: r for r in session.scalars(select(IssuedReward).where(
+        IssuedReward.referral_id.in_([r.id for r in rows]), IssuedReward.side == "advocate"))
+    } if rows else {}
+    return [_line(ctx, r, names, earned.get(r.id)) for r in rows]
+
+
+def _line(ctx: ProgramContext, referral: Referral, names: dict[str, str],
+          reward: IssuedReward | None) -> FriendLine:
+    counted = referral.status in (states.APPROVED, states.REWARDED)
+    amount = referral.advocate_reward if counted else None
+    earned = None
+    if counted and reward is not None:
+        earned = shown(reward)
+    elif amount:
+        earned = rules.RewardShown(rules.MONEY, ctx.config.currency, amount=amount)
+    return FriendLine(
+        friend=rules.display_name(names.get(referral.friend_external_id), referral.friend_email),
+        status=referral.status, channel=referral.channel, created_at=referral.created_at,
+        hold_until=referral.hold_until if referral.status == states.HELD else None,
+        reward=amount, shown=earned)
 
 
 def _friend_names(session: Session, ctx: ProgramContext, friend_ids: list[str]) -> dict[str, str]:

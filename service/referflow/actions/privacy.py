@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import String, cast, delete, select
 from sqlalchemy.orm import Session
 
+from referflow.actions import rollups
 from referflow.actions.common import Actor, ProgramContext
 from referflow.actions.consent import entry_dict, history
 from referflow.actions.events import blank_payload
@@ -106,10 +107,12 @@ def erase_person(session: Session, ctx: ProgramContext, external_id: str,
     email_keys = {r.friend_email_key for r in as_friend} | {advocate.email_key if advocate else None}
     email_keys |= {person.email_key if person else None}
     _tombstones(session, ctx, {k for k in email_keys if k})
-    session.execute(delete(KnownCustomer).where(
+    known = session.scalars(delete(KnownCustomer).where(
         KnownCustomer.program_id == ctx.id,
         KnownCustomer.external_id.in_([external_id])
-        | KnownCustomer.email_key.in_([k for k in email_keys if k])))
+        | KnownCustomer.email_key.in_([k for k in email_keys if k]))
+        .returning(KnownCustomer.created_at)).all()
+    rollups.remove_known_customers(session, ctx.id, known)
     for referral in as_friend:
         referral.friend_external_id = f"erased:{referral.id}"
         referral.friend_email = None

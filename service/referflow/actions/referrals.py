@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -22,8 +23,10 @@ from referflow.actions.common import (
 )
 from referflow.actions.eligibility import claim_facts, marks_of, save_marks
 from referflow.actions.experiments import claim_variants
+from referflow.actions.fulfilment import take_back_rewards
 from referflow.actions.giftcards import void_referral_cards
 from referflow.actions.lifecycle import enter_hold_or_approve, flag_advocate, release_if_due
+from referflow.actions.offers import checkout_code
 from referflow.actions.provider_refs import PAYMENT, remember, wake
 from referflow.domain import fraud
 from referflow.domain import referral as states
@@ -57,7 +60,10 @@ def claim_referral(session: Session, ctx: ProgramContext, body: dict[str, Any],
 
     An event without a code, a customer id or an email (null) concerns no referral: the refusal
     is ordinary (``no_code``, ``no_customer``, ``no_email``), as is a code nobody owns.
+    A checkout's discount ``codes`` are searched for the referral code (domain/checkout.py).
     """
+    if "codes" in body:
+        body = {**body, "code": checkout_code(session, ctx, body.get("code"), body["codes"])}
     if not body.get("code") and not body.get("click_id"):
         raise _missing("/code", "no_code", "referral code")
     friend_id = body["friend"]["external_id"]
@@ -80,8 +86,18 @@ def claim_referral(session: Session, ctx: ProgramContext, body: dict[str, Any],
 def find_referral_of_friend(session: Session, ctx: ProgramContext,
                             friend_id: str) -> Referral | None:
     """Return a friend's referral in this program (by their external id), or None."""
-    return session.scalar(select(Referral).where(
-        Referral.program_id == ctx.id, Referral.friend_external_id == friend_id))
+    found: Referral | None = session.scalar(_OF_FRIEND, {"program_id": ctx.id, "friend": friend_id})
+    return found
+
+
+# The hot path's reads, built once (building a statement cost more than running it).
+_OF_FRIEND: Any = select(Referral).where(Referral.program_id == bindparam("program_id"),
+                                         Referral.friend_external_id == bindparam("friend"))
+_WITH_ADVOCATE: Any = select(Referral, Advocate).join(
+    Advocate, Advocate.id == Referral.advocate_id).where(
+    Referral.program_id == bindparam("program_id"))
+_EVENT_REFERRAL = {"id": _WITH_ADVOCATE.where(Referral.id == bindparam("key")),
+                   "friend": _WITH_ADVOCATE.where(Referral.friend_external_id == bindparam("key"))}
 
 
 def _resolve_code(session: Session, ctx: ProgramContext,
@@ -111,10 +127,11 @@ def _create_referral(session: Session, ctx: ProgramContext, body: dict[str, Any]
     now = utcnow()
     context = body.get("context", {})
     marks = marks_of(ctx, context, click)
-    facts = claim_facts(session, ctx, advocate, code, click, body, marks, now)
+    looked = claim_facts(session, ctx, advocate, code, click, body, marks, now)
+    facts = looked.facts
     signals, outcomes = fraud.evaluate(facts)
     status = VERDICT_STATUS[fraud.verdict(signals, ctx.config.review)]
-    variants = claim_variants(session, ctx, advocate, now)
+    variants = claim_variants(session, ctx, advocate, now) if looked.experiments else []
     referral = Referral(
         id=new_id("ref"), program_id=ctx.id, advocate_id=advocate.id, code=code.code,
         click_id=click.id if click else None, channel=click.channel if click else None,
@@ -127,7 +144,8 @@ def _create_referral(session: Session, ctx: ProgramContext, body: dict[str, Any]
     session.add(referral)
     session.flush()
     save_marks(session, ctx, advocate.id, "friend", marks, referral.id, now)
-    wake(session, ctx.id, referral.friend_external_id)  # provider events that waited for it
+    if looked.waiting:  # provider events that waited for this friend: due now
+        wake(session, ctx.id, referral.friend_external_id)
     record(session, ctx, referral, "claimed", actor, reasons=signals, data={
         "code": code.code, "click_id": referral.click_id, "rules": outcomes,
         "inputs": {**{f"{kind}_hash": key[:16] for kind, key in marks.items()},
@@ -164,15 +182,27 @@ def apply_late_signal(session: Session, ctx: ProgramContext, referral: Referral,
 
 def _first_time(session: Session, ctx: ProgramContext, source: str, event_id: str,
                 referral_id: str | None) -> bool:
-    """Record an external event id; False when it was already recorded (a duplicate)."""
-    session.add(ProcessedEvent(program_id=ctx.id, source=source, event_id=event_id,
-                               referral_id=referral_id))
-    try:
-        session.flush()
-    except IntegrityError:
+    """Record an external event id; False when it was already recorded (a duplicate).
+
+    One INSERT that skips a recorded id (no flush): PostgreSQL waits for a concurrent insert of
+    the same id and then skips it, as the unique constraint did. A duplicate ends the
+    transaction, so what the caller reads next is fresh.
+    """
+    dialect = session.get_bind().dialect.name
+    statement = _RECORD_EVENT.get(dialect)
+    if statement is None:
+        insert = (postgresql if dialect == "postgresql" else sqlite).insert(ProcessedEvent)
+        statement = _RECORD_EVENT[dialect] = insert.on_conflict_do_nothing(
+            index_elements=["program_id", "source", "event_id"]).returning(ProcessedEvent.id)
+    recorded = session.execute(statement, {
+        "program_id": ctx.id, "source": source, "event_id": event_id,
+        "referral_id": referral_id, "created_at": utcnow()}).first() is not None
+    if not recorded:
         session.rollback()
-        return False
-    return True
+    return recorded
+
+
+_RECORD_EVENT: dict[str, Any] = {}
 
 
 @retry_on_concurrent_update
@@ -183,7 +213,7 @@ def qualify_referral(session: Session, ctx: ProgramContext, body: dict[str, Any]
     A renewal or later order (the referral already qualified) is recorded and changes nothing
     (``already_qualified``); so is an event the program's rules do not count (its reason code).
     """
-    referral = _find_for_event(session, ctx, body)
+    referral, _advocate = _find_for_event(session, ctx, body)  # noqa: RUF059 (kept: see there)
     event = body["event"]
     occurred_at = _event_time(event["occurred_at"])
     if not _first_time(session, ctx, "qualify", event["id"], referral.id):
@@ -232,12 +262,24 @@ def _ignore(session: Session, ctx: ProgramContext, referral: Referral, actor: Ac
     session.commit()
 
 
-def _find_for_event(session: Session, ctx: ProgramContext, body: dict[str, Any]) -> Referral:
+def _find_for_event(session: Session, ctx: ProgramContext,
+                    body: dict[str, Any]) -> tuple[Referral, Advocate]:
+    """The referral an event names, read with its advocate (whose tier the statistics place the
+    change under; the caller keeps it referenced until the commit, as the session's identity map
+    holds rows weakly): one statement."""
     if "referral_id" in body:
-        return get_referral_row(session, ctx, body["referral_id"])
-    if body["friend_external_id"] is None:
+        by, key = "id", body["referral_id"]
+        missing = NotFound(f"referral {key} not found", code="referral_not_found")
+    elif body["friend_external_id"] is None:
         raise _missing("/friend_external_id", "no_customer", "customer id")
-    return referral_of_friend(session, ctx, body["friend_external_id"])
+    else:
+        by, key = "friend", body["friend_external_id"]
+        missing = NotFound("no referral for that friend", code="referral_not_found",
+                           ordinary="not_referred")
+    found = session.execute(_EVENT_REFERRAL[by], {"program_id": ctx.id, "key": key}).first()
+    if found is None:
+        raise missing
+    return found[0], found[1]
 
 
 def referral_to_reverse(session: Session, ctx: ProgramContext, friend_id: str | None,
@@ -337,6 +379,7 @@ def reverse_referral(session: Session, ctx: ProgramContext, referral_id: str,
     move(session, ctx, referral, states.REVERSED, "reversed", actor, reasons=[why],
          data={**details, "voided_amount": voided, "loss_amount": loss,
                "currency": ctx.config.currency})
+    take_back_rewards(session, ctx, referral, actor, now)  # discount codes, free periods
     if decision.flag_advocate:
         flag_advocate(session, ctx, referral.advocate_id, actor, why, now)
     session.commit()

@@ -121,11 +121,7 @@ def write(connection: Connection, rollup: Rollup) -> int:
     rows = sorted(rollup.rows().items())
     if not rows:
         return 0
-    statement = _insert(connection)
-    statement = statement.on_conflict_do_update(
-        index_elements=list(ROLLUPS.primary_key.columns),
-        set_={"count": ROLLUPS.c.count + statement.excluded.count,
-              "amount": ROLLUPS.c.amount + statement.excluded.amount})
+    statement = _upsert(connection.dialect.name)
     for start in range(0, len(rows), ROWS_PER_STATEMENT):
         connection.execute(statement, [
             {"program_id": k[0], "split": k[1], "day": k[2], "segment": k[3], "metric": k[4],
@@ -137,6 +133,21 @@ def write(connection: Connection, rollup: Rollup) -> int:
 def _insert(connection: Connection) -> Any:
     dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
     return dialect.insert(ROLLUPS)
+
+
+_UPSERTS: dict[str, Any] = {}
+
+
+def _upsert(dialect_name: str) -> Any:
+    """The adding upsert, built once per dialect (every commit of a fact runs it)."""
+    statement = _UPSERTS.get(dialect_name)
+    if statement is None:
+        insert = (postgresql if dialect_name == "postgresql" else sqlite).insert(ROLLUPS)
+        statement = _UPSERTS[dialect_name] = insert.on_conflict_do_update(
+            index_elements=list(ROLLUPS.primary_key.columns),
+            set_={"count": ROLLUPS.c.count + insert.excluded.count,
+                  "amount": ROLLUPS.c.amount + insert.excluded.amount})
+    return statement
 
 
 def claim_sharers(connection: Connection, firsts: Sequence[tuple[str, str, date]]) -> set[str]:
@@ -384,3 +395,35 @@ def install() -> None:
                        ("after_transaction_end", _forget)):
         if not event.contains(Session, name, hook):
             event.listen(Session, name, hook)
+
+
+# -- gift cards' expiry, and erasures ------------------------------------------------------------
+
+_LEDGER_FACTS = NEW_ROWS[GiftCardEntry]
+
+
+def _card_entry_and_expiry(held: Held, entry: GiftCardEntry) -> list[Fact]:
+    """A ledger entry's facts, and what it moves on the card's expiry day (domain/stats.py,
+    expiry_deltas): the balance that will expire, placed as the entry is."""
+    facts = _LEDGER_FACTS(held, entry)
+    card = held.load(GiftCard, entry.gift_card_id)
+    deltas = stats.expiry_deltas(entry.kind, entry.amount, card.currency)
+    if not deltas:
+        return facts
+    fact = Fact(entry.program_id, card.expires_at, deltas)
+    if card.referral_id is not None:
+        return [*facts, _of_referral(held, fact, card.referral_id)]
+    return [*facts, _advocate(held, fact, card.advocate_id)]
+
+
+NEW_ROWS[GiftCardEntry] = _card_entry_and_expiry
+
+
+def remove_known_customers(session: Session, program_id: str,
+                           created: Sequence[datetime]) -> None:
+    """Take deleted known customers (their creation times) out of the rollups, in the session's
+    transaction: a bulk delete passes by the flush hooks (an erasure, actions/privacy.py)."""
+    facts = [Fact(program_id, at, [Delta(stats.Metric.KNOWN_CUSTOMERS, count=-1)])
+             for at in created]
+    if facts:
+        add_facts(session.connection(), facts, _zones(session, facts))

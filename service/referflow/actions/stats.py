@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Connection, Integer, delete, func, select
+from sqlalchemy import BigInteger, Connection, Integer, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from referflow.actions.common import ProgramContext
@@ -62,7 +62,9 @@ def program_stats(session: Session, ctx: ProgramContext, query: StatsQuery) -> d
     total = _rows(session, ctx.id, stats.Split.TOTAL, query)
     grouped = None if query.split == stats.Split.TOTAL else _rows(session, ctx.id, query.split,
                                                                    query)
-    answer = summarise(query, total, grouped, ctx.config.currency)
+    # A CSV has a row for every group and period; JSON lists a group's periods with facts only.
+    answer = summarise(query, total, grouped, ctx.config.currency,
+                       sparse=query.format == "json")
     return {"program_id": ctx.id, "timezone": ctx.config.timezone, "currency": ctx.config.currency,
             "from": query.first.isoformat(), "to": query.last.isoformat(),
             "interval": query.interval, "group_by": query.group_by, **answer,
@@ -75,21 +77,28 @@ def _rows(session: Session, pid: str, split: str,
     figures before it."""
     number = _period_number(session, query)
     in_range = (R.program_id == pid, R.split == split, R.day >= query.first, R.day <= query.last)
-    # Rows are read as they are summed up, never all held: the garbage collector would pass over
-    # 100k of them again and again (a year by day and by channel).
+    # Rows are read as they are summed up, never all held (nor a few thousand at a time): the
+    # garbage collector would pass over 100k of them again and again (a year by day and by
+    # channel). Rows that add nothing (an erasure's zero) are left out.
     if query.interval == "day":  # one row per day already
         rows = session.execute(select(R.segment, number, R.metric, R.currency, R.count,
-                                      R.amount).where(*in_range))
+                                      R.amount).where(*in_range, _nonzero(R.count, R.amount)))
     else:
+        count, amount = _sum(R.count), _sum(R.amount)
         rows = session.execute(
-            select(R.segment, number, R.metric, R.currency, _sum(R.count), _sum(R.amount))
-            .where(*in_range).group_by(R.segment, number, R.metric, R.currency))
+            select(R.segment, number, R.metric, R.currency, count, amount)
+            .where(*in_range).group_by(R.segment, number, R.metric, R.currency)
+            .having(_nonzero(count, amount)))
     before = session.execute(
         select(R.segment, R.metric, R.currency, _sum(R.count), _sum(R.amount))
         .where(R.program_id == pid, R.split == split, R.day < query.first,
                R.metric.in_([str(m) for m in stats.CUMULATIVE]))
         .group_by(R.segment, R.metric, R.currency)).all()
     return rows, before  # type: ignore[return-value]  # Rows unpack as these tuples
+
+
+def _nonzero(count: Any, amount: Any) -> Any:
+    return or_(count != 0, amount != 0)
 
 
 def _sum(column: Any) -> Any:
@@ -125,7 +134,8 @@ def review_queue(session: Session, ctx: ProgramContext) -> dict[str, Any]:
 
 COUNTS = ("clicks", "claims", "qualified", "approved", "rewarded", "reversed", "rejected",
           "in_review")
-MONEY = ("committed", "issued", "redeemed", "voided", "outstanding", "loss_after_reversal", "cac")
+MONEY = ("committed", "issued", "redeemed", "voided", "expired", "outstanding",
+         "loss_after_reversal", "cac")
 ALL, NONE = "(all)", "(none)"
 
 
@@ -282,14 +292,40 @@ def _recount_referrals(conn: Connection, pid: str, tiers: Tiers, add: Add) -> No
         add(at, channel, tier_then, deltas)
 
 
-def _recount_cards(conn: Connection, pid: str, tiers: Tiers, add: Add) -> None:
+def recount_card_expiry(session: Session) -> None:
+    """Recompute the rollups' expiring gift-card balances of every program; not committed.
+
+    What migration 0017 runs on rollups built before they were kept: the card ledger alone is
+    read again, not the whole of a program.
+    """
+    conn = session.connection()
+    for pid, config in conn.execute(select(Program.id, Program.config).order_by(Program.id)):
+        conn.execute(delete(StatRollup).where(StatRollup.program_id == pid,
+                                              StatRollup.metric == str(Metric.EXPIRING)))
+        days, rollup = LocalDays(ProgramConfig.from_dict(config).timezone), Rollup()
+
+        def add(at: datetime, channel: str | None, tier: str | None, deltas: list[Delta],
+                pid: str = pid, days: LocalDays = days, rollup: Rollup = rollup) -> None:
+            for delta in deltas:
+                rollup.add(pid, days.day(at), channel, tier, delta)
+
+        _recount_cards(conn, pid, _tiers(conn, pid), add, ledger=False)
+        write(conn, rollup)
+
+
+def _recount_cards(conn: Connection, pid: str, tiers: Tiers, add: Add,
+                   ledger: bool = True) -> None:
     e, c, r = GiftCardEntry, GiftCard, Referral
-    query = (select(e.at, e.kind, e.amount, c.currency, c.advocate_id, r.advocate_id, r.channel)
+    query = (select(e.at, e.kind, e.amount, c.currency, c.expires_at, c.advocate_id,
+                    r.advocate_id, r.channel)
              .join(c, c.id == e.gift_card_id).outerjoin(r, r.id == c.referral_id)
              .where(e.program_id == pid))
-    for at, kind, amount, currency, card_owner, referrer, channel in _stream(conn, query):
-        add(at, channel, tiers.at(referrer or card_owner, at),
-            stats.card_deltas(kind, amount, currency))
+    for at, kind, amount, currency, expires_at, card_owner, referrer, channel in _stream(
+            conn, query):
+        tier = tiers.at(referrer or card_owner, at)
+        if ledger:
+            add(at, channel, tier, stats.card_deltas(kind, amount, currency))
+        add(expires_at, channel, tier, stats.expiry_deltas(kind, amount, currency))
 
 
 def _stream(conn: Connection, query: Any) -> Iterator[Any]:

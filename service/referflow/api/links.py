@@ -48,16 +48,19 @@ def _advocate(caller: Caller, advocate: Any) -> dict[str, Any]:
 
 
 def advocate_view(caller: Caller, advocate: Any, codes: list[Any] | None = None,
-                  stats: dict[str, int] | None = None,
-                  events: list[Any] | None = None) -> dict[str, Any]:
-    """The advocate payload (getAdvocate, listAdvocates items, setAdvocateTier): one shape."""
+                  stats: dict[str, int] | None = None, events: list[Any] | None = None,
+                  friend_offers: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The advocate payload (getAdvocate, listAdvocates items, setAdvocateTier): one shape.
+
+    What is not given is read here; a list passes all of it (actions/lists.advocate_details)."""
     session = db_session()
     codes = links.advocate_codes(session, advocate) if codes is None else codes
     return {**payloads.advocate(
                 advocate, codes,
                 links.advocate_stats(session, advocate) if stats is None else stats,
                 links.advocate_events(session, advocate) if events is None else events,
-                offers.views_of(session, [c.code for c in codes])),
+                offers.views_of(session, [c.code for c in codes]) if friend_offers is None
+                else friend_offers),
             "portal_url": portal.portal_url(session, caller.ctx, advocate, payloads.base_url())}
 
 

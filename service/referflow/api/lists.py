@@ -55,8 +55,8 @@ def list_advocates(caller: Caller, body: None) -> dict[str, Any]:
     args, session = request.args, db_session()
     page = lists.list_advocates(session, caller.ctx, args.get("q"), args.get("tier"),
                                 args.get("sort", "recent"), _limit(), args.get("after"))
-    return {"items": [advocate_view(caller, d.advocate, d.codes, d.stats, d.events)
-                      for d in lists.advocate_details(session, page.items)],
+    return {"items": [advocate_view(caller, d.advocate, d.codes, d.stats, d.events, d.offers)
+                      for d in lists.advocate_details(session, caller.ctx, page.items)],
             "next_cursor": page.next_cursor}
 
 

@@ -67,11 +67,12 @@ def dump(view: PortalView, texts: Texts, portal_url: str | None) -> dict[str, An
     return {
         "advocate_id": view.advocate.id, "first_name": view.first_name, "portal_url": portal_url,
         "language": texts.language, "share": share, "counts": view.counts,
-        "referrals": [line.to_dict() for line in view.referrals],
+        "referrals": [_line(line, texts) for line in view.referrals],
         "rewards": {"currency": view.ctx.config.currency, "earned": view.earned,
+                    "per_friend": page.reward_rule_label(texts, view),
                     "gift_cards": [_card(c) for c in view.gift_cards],
-                    "issued": [_issued(r) for r in view.issued]},
-        "tier": _tier(view.tier), "leaderboard": (
+                    "issued": [_issued(r, texts) for r in view.issued]},
+        "tier": _tier(view, texts), "leaderboard": (
             None if view.leaderboard is None else [leader.to_dict() for leader in view.leaderboard]),
         "branding": {"name": view.brand, "logo_url": config.logo_url,
                      "colours": {"primary": config.colours.primary, "accent": config.colours.accent},
@@ -86,15 +87,30 @@ def _card(card: Any) -> dict[str, Any]:
             "expires_at": to_rfc3339(card.expires_at)}
 
 
-def _issued(reward: Any) -> dict[str, Any]:
+def _shown(shown: rules.RewardShown, texts: Texts) -> dict[str, Any]:
+    return {**shown.to_dict(), "label": page.reward_label(texts, shown)}
+
+
+def _line(line: portal.FriendLine, texts: Texts) -> dict[str, Any]:
+    return {**line.to_dict(), "reward_shown": _shown(line.shown, texts) if line.shown else None}
+
+
+def _issued(reward: Any, texts: Texts) -> dict[str, Any]:
     return {"issuer": reward.issuer, "amount": reward.amount, "currency": reward.currency,
-            "status": reward.status, "code": reward.code, "issued_at": to_rfc3339(reward.issued_at)}
+            "status": reward.status, "code": reward.code, "issued_at": to_rfc3339(reward.issued_at),
+            **_shown(portal.shown(reward), texts)}
 
 
-def _tier(progress: rules.TierProgress | None) -> dict[str, Any] | None:
+def _tier(view: PortalView, texts: Texts) -> dict[str, Any] | None:
+    progress = view.tier
     if progress is None:
         return None
+    upcoming = progress.next.advocate_reward if progress.next else None
     return {"approved": progress.approved,
+            "reward": page.reward_rule_label(texts, view),
+            "next_reward": page.rule_label(texts, upcoming, view.ctx.config.currency)
+            if upcoming else None,
+            "next_perks": list(progress.next.perks) if progress.next else [],
             "current": progress.current.name if progress.current else None,
             "perks": list(progress.current.perks) if progress.current else [],
             "next": progress.next.name if progress.next else None,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 
 from limits import RateLimitItem, parse
 from limits.storage import storage_from_string
@@ -34,16 +35,7 @@ class RateLimits:
 
     def refuse_if_over(self, item: RateLimitItem, *keys: str) -> None:
         """Raise 429 when ``keys`` have used up ``item``; never fail a request on a storage outage."""
-        try:
-            allowed = self.window.test(item, *keys)
-            if allowed:
-                return
-            reset = self.window.get_window_stats(item, *keys).reset_time
-        except Exception:  # a limiter outage must not take the API down with it
-            log.warning("rate-limit storage unavailable; not limiting", exc_info=True)
-            return
-        wait = max(1, math.ceil(reset - time.time()))
-        raise TooManyRequests(f"too many requests; try again in {wait} s", retry_after=wait)
+        self._check(self.window.test, item, keys)
 
     def count(self, item: RateLimitItem, *keys: str) -> None:
         """Count one request (or failure) against ``keys``."""
@@ -53,9 +45,20 @@ class RateLimits:
             log.warning("rate-limit storage unavailable; not counting", exc_info=True)
 
     def take(self, item: RateLimitItem, *keys: str) -> None:
-        """Refuse when over the limit, else count this request."""
-        self.refuse_if_over(item, *keys)
-        self.count(item, *keys)
+        """Refuse when over the limit, else count this request: one round trip to the storage
+        (``hit`` counts only what it allows)."""
+        self._check(self.window.hit, item, keys)
+
+    def _check(self, allows: Callable[..., bool], item: RateLimitItem, keys: tuple[str, ...]) -> None:
+        try:
+            if allows(item, *keys):
+                return
+            reset = self.window.get_window_stats(item, *keys).reset_time
+        except Exception:  # a limiter outage must not take the API down with it
+            log.warning("rate-limit storage unavailable; not limiting", exc_info=True)
+            return
+        wait = max(1, math.ceil(reset - time.time()))
+        raise TooManyRequests(f"too many requests; try again in {wait} s", retry_after=wait)
 
 
 def key_prefix(token: str) -> str:

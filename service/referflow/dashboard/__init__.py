@@ -74,8 +74,11 @@ def nav_items() -> list[dict[str, Any]]:
             url = url_for(name, program_id=ctx.id)
         except BuildError:  # a page not built (yet)
             continue
-        items.append({"endpoint": name, "label": label, "url": url,
-                      "current": endpoint == name or endpoint.startswith(name + "_")})
+        # a section's own pages (forms, detail pages) live under its address: aria-current
+        # "page" on the section's page itself, "true" on the pages within it
+        within = endpoint.startswith(name + "_") or request.path.startswith(url.rstrip("/") + "/")
+        current = "page" if endpoint == name else "true" if within else None
+        items.append({"endpoint": name, "label": label, "url": url, "current": current})
     return items
 
 

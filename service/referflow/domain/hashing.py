@@ -9,8 +9,8 @@ import ipaddress
 
 def keyed_hash(secret: str, kind: str, value: str) -> str:
     """Return a hex HMAC-SHA256 of ``value``, domain-separated by ``kind``."""
-    msg = f"{kind}:{value}".encode()
-    return hmac.new(secret.encode(), msg, hashlib.sha256).hexdigest()
+    # hmac.digest: OpenSSL's one-shot HMAC, the same value as hmac.new(...) at half the cost
+    return hmac.digest(secret.encode(), f"{kind}:{value}".encode(), hashlib.sha256).hex()
 
 
 def ip_network_key(raw_ip: str) -> str | None:

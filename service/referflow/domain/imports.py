@@ -18,6 +18,7 @@ from referflow.domain import referral as states
 from referflow.domain.codes import VANITY_RE, normalise_code
 from referflow.domain.emails import normalise_email
 from referflow.domain.money import MAX_MINOR
+from referflow.domain.stats import HIST_FIRST, HIST_STEPS, duration_bucket
 from referflow.domain.timeutil import parse_rfc3339
 
 # The pattern of the API's email fields (schemas/claim-referral.request.json and
@@ -48,9 +49,12 @@ class CustomerRow:
 
 def check_customer(fields: Mapping[str, object]) -> CustomerRow:
     """Return the customer a row names, or raise BadRow."""
-    given = _given({name: fields.get(name) for name in CUSTOMER_COLUMNS})
-    external_id = _text(given, "external_id")
-    email = _email(given, "email")
+    # The rules of _given, _text and _email for two columns, without their dict (a million
+    # rows a file: this is most of a customer import's checking).
+    external_id = _plain(fields.get("external_id"), "external_id")
+    email = _plain(fields.get("email"), "email")
+    if email is not None and not _EMAIL.match(email):
+        raise BadRow("email: not an email address")
     if external_id is None and email is None:
         raise BadRow("neither external_id nor email: a customer needs one of them")
     return CustomerRow(external_id, normalise_email(email) if email else None)
@@ -233,6 +237,18 @@ def _given(fields: Mapping[str, object]) -> dict[str, object]:
     return given
 
 
+def _plain(value: object, name: str) -> str | None:
+    """One text value as ``_given`` and ``_text`` take it: trimmed, empty as None, not too long."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise BadRow(f"{name}: a text value is expected")
+    value = value.strip()
+    if len(value) > _LIMITS[name]:
+        raise BadRow(f"{name}: longer than {_LIMITS[name]} characters")
+    return value or None
+
+
 def _text(given: Mapping[str, object], name: str) -> str | None:
     value = given.get(name)
     if value is not None and not isinstance(value, str):
@@ -312,3 +328,27 @@ def _amount(given: Mapping[str, object], program_currency: str) -> tuple[int | N
     if amount is not None and currency is None:
         raise BadRow("currency: required with qualified_amount")
     return amount, program_currency if amount is not None else None
+
+
+# ---- the statistics of imported referrals -----------------------------------------------------
+
+
+def reward_bucket_edges(now: datetime, oldest: datetime) -> list[tuple[int, datetime]]:
+    """Return, for each claim-to-reward bucket from the second to ``oldest``'s, the latest
+    claim time that a reward at ``now`` puts in it or a later one (newest edge first).
+
+    An imported rewarded referral is rewarded ``now`` (its history entry's time): comparing its
+    claim time with these edges finds its bucket in SQL, exactly where ``duration_bucket`` does.
+    """
+    last = duration_bucket((now - oldest).total_seconds())
+    return [(bucket, _edge(now, bucket)) for bucket in range(1, last + 1)]
+
+
+def _edge(now: datetime, bucket: int) -> datetime:
+    at = now - timedelta(seconds=HIST_FIRST * 2 ** ((bucket - 1) / HIST_STEPS))
+    step = timedelta(microseconds=1)
+    while duration_bucket((now - at).total_seconds()) < bucket:
+        at -= step
+    while duration_bucket((now - (at + step)).total_seconds()) >= bucket:
+        at += step
+    return at

@@ -9,12 +9,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from referflow.domain.hashing import keyed_hash
-from referflow.domain.program import Tier
+from referflow.domain.program import Reward, Tier
+from referflow.domain.timeutil import to_rfc3339
 
 # Each share button tags its link with ``?ch=`` (recorded on the click, then on the referral).
 SHARE_CHANNELS = ("email", "sms", "whatsapp", "x", "linkedin", "facebook", "telegram")
@@ -188,3 +191,63 @@ def permanent_token_hash(secret: str, advocate_id: str, generation: int) -> str:
 def signing_key(secret: str) -> str:
     """Derive the key that signs short-lived page tokens (never the install secret itself)."""
     return hmac.new(secret.encode(), b"referflow portal tokens", hashlib.sha256).hexdigest()
+
+
+# -- rewards as the advocate sees them -----------------------------------------------------------
+
+MONEY = "money"  # a gift card or any other reward worth an amount of money
+SHOWN_KINDS = (MONEY, "non_cash", "percent", "amount", "free_period")
+FREE_PERIOD_MONTHS = 1  # a free period is one billing period: a month on the usual plans
+
+
+@dataclass(frozen=True)
+class RewardShown:
+    """A reward as the page says it: its kind and only the figures that kind has.
+
+    ``money``: ``amount`` (gift cards, balance credits); ``non_cash``: the ``perks``;
+    ``percent``: ``percent`` off; ``amount``: ``amount`` off; ``free_period``: ``months`` free.
+    Discounts carry their ``code`` (once issued) and ``expires_at``.
+    """
+
+    kind: str
+    currency: str
+    amount: int | None = None
+    percent: int | None = None
+    months: int | None = None
+    perks: tuple[str, ...] = ()
+    code: str | None = None
+    expires_at: datetime | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON form (without the words: the caller adds them in its language)."""
+        return {"kind": self.kind, "amount": self.amount, "currency": self.currency,
+                "percent": self.percent, "months": self.months, "perks": list(self.perks),
+                "code": self.code,
+                "expires_at": to_rfc3339(self.expires_at)}
+
+
+def shown_reward(kind: str, amount: int, currency: str, details: Mapping[str, Any] | None,
+                 code: str | None = None, expires_at: datetime | None = None) -> RewardShown:
+    """Return how an issued (or planned) reward row is shown, by its kind."""
+    details = details or {}
+    if kind == "non_cash":
+        perks = details.get("perks") or ([details["perk"]] if details.get("perk") else [])
+        return RewardShown("non_cash", currency, perks=tuple(str(p) for p in perks))
+    if kind == "percent":
+        return RewardShown("percent", currency, percent=details.get("percent"), code=code,
+                           expires_at=expires_at)
+    if kind == "amount":
+        return RewardShown("amount", currency, amount=amount, code=code, expires_at=expires_at)
+    if kind == "free_period":
+        return RewardShown("free_period", currency, months=FREE_PERIOD_MONTHS,
+                           expires_at=expires_at)
+    return RewardShown(MONEY, currency, amount=amount, code=code, expires_at=expires_at)
+
+
+def shown_rule(rule: Reward, currency: str) -> RewardShown | None:
+    """Return how a program's reward rule is shown (None: the rule gives nothing)."""
+    if rule.type == "none" or (rule.type == "gift_card" and not rule.monetary) or (
+            rule.type == "non_cash" and not rule.perk):
+        return None
+    return shown_reward(rule.type, rule.amount, currency,
+                        {"perk": rule.perk, "percent": rule.percent})

@@ -26,6 +26,9 @@ PENDING, IN_REVIEW, REJECTED = ReferralStatus.PENDING, ReferralStatus.IN_REVIEW,
 HELD, APPROVED = ReferralStatus.HELD, ReferralStatus.APPROVED
 REWARDED, REVERSED = ReferralStatus.REWARDED, ReferralStatus.REVERSED
 STATUSES = tuple(ReferralStatus)
+# The statuses an advocate's "approved" counts (caps, tiers, counters, stats): approved, and
+# approved then paid (rewarded). One home for the rule.
+APPROVED_COUNTED = frozenset({APPROVED, REWARDED})
 
 # Which status may follow which; every status change is checked against this table (move()).
 # Anything else is a conflict.

@@ -15,9 +15,12 @@ Definitions (docs/api.md, "Statistics", says the same for callers):
 - ``sharing_advocates``: advocates whose first click fell in the period;
 - revenue: the qualifying purchase amounts of those qualified referrals;
 - reward cost: ``committed`` at approval (both sides, whatever the issuer), and referflow's own
-  gift cards ``issued``/``redeemed``/``voided``, ``outstanding`` (issued - redeemed - voided, as
-  of the end of the period), ``loss_after_reversal`` (the redeemed value of the cards of
-  referrals reversed in the period); ``cac`` = committed / approved;
+  gift cards ``issued``/``redeemed``/``voided``, ``expired`` (the balance left on cards whose
+  expiry day fell in the period and that were not voided), ``outstanding`` (issued - redeemed -
+  voided - expired, as of the end of the period: an expired card is no liability, as
+  listGiftCards shows it ``expired``), ``loss_after_reversal`` (the redeemed value of the cards of
+  referrals reversed in the period, and the value of store codes already used when a reversal
+  took them back); ``cac`` = committed / approved;
 - claim to reward: from a histogram with log-spaced buckets (each a factor 2^(1/4) wide), so a
   percentile is exact to within 9%.
 """
@@ -64,13 +67,15 @@ class Metric(StrEnum):
     ISSUED = "card_issued"
     REDEEMED = "card_redeemed"
     VOIDED = "card_voided"
+    # on a card's expiry day: every ledger movement moves the balance that will expire then
+    EXPIRING = "card_expiring"
 
 
 FUNNEL = (Metric.CLICKS, Metric.CLAIMS, Metric.QUALIFIED, Metric.APPROVED, Metric.REWARDED,
           Metric.REVERSED, Metric.REJECTED, Metric.IN_REVIEW)
 # Figures given "as of" a date: summed from the first day, not only over the period.
 CUMULATIVE = (Metric.ADVOCATES, Metric.KNOWN_CUSTOMERS, Metric.ISSUED, Metric.REDEEMED,
-              Metric.VOIDED)
+              Metric.VOIDED, Metric.EXPIRING)
 CUMULATIVE_SET = frozenset(str(m) for m in CUMULATIVE)
 # A move into one of these statuses is counted (a move that keeps the status is not).
 STATUS_METRICS: dict[str, Metric] = {IN_REVIEW: Metric.IN_REVIEW, REJECTED: Metric.REJECTED,
@@ -112,6 +117,9 @@ def move_deltas(move: Move) -> list[Delta]:
     """Return what one history entry adds: a status reached, a reward's delay, reason codes."""
     deltas = [Delta(REASON + code[:CODE_LENGTH]) for code in move.reason_codes]
     metric = STATUS_METRICS.get(move.to_status or "")
+    if move.to_status == move.from_status == REVERSED and move.loss:
+        # a reward taken back after the reversal (a store code already used): more of the loss
+        return [*deltas, Delta(Metric.REVERSED, count=0, amount=move.loss, currency=move.loss_currency)]
     if metric is None or move.to_status == move.from_status:
         return deltas
     if metric == Metric.APPROVED:
@@ -139,6 +147,19 @@ def card_deltas(kind: str, amount: int, currency: str) -> list[Delta]:
     """Return what a gift-card ledger entry adds (amounts counted positive)."""
     metric = CARD_METRICS.get(kind)
     return [] if metric is None else [Delta(metric, amount=abs(amount), currency=currency)]
+
+
+def expiry_deltas(kind: str, amount: int, currency: str) -> list[Delta]:
+    """Return what a gift-card ledger entry adds on the card's expiry day: its signed amount.
+
+    Added up, a card's entries there are the balance it keeps until it expires: an issue adds
+    it, a redemption or a void takes from it (a void after the expiry too: the card then shows
+    voided, not expired). Only the days up to a period's end are read, so a card counts as
+    expired from the end of its expiry day.
+    """
+    if kind not in CARD_METRICS or not amount:
+        return []
+    return [Delta(Metric.EXPIRING, count=0, amount=amount, currency=currency)]
 
 
 def recorded_tier(to_status: str | None, from_status: str | None,

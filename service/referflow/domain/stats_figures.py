@@ -38,13 +38,22 @@ class Tally:
 
     def merge(self, other: Tally, metrics: Iterable[str] | None = None) -> None:
         """Add every row of ``other`` (only those of ``metrics`` when given)."""
-        counts = self.counts
-        for metric, count in other.counts.items():
-            if metrics is None or metric in metrics:
+        counts, money = self.counts, self.money
+        if metrics is None:
+            for metric, count in other.counts.items():
                 counts[metric] = counts.get(metric, 0) + count
-        for metric, cell in other.money.items():
-            if metrics is None or metric in metrics:
-                mine = self.money.setdefault(metric, {})
+            cells = list(other.money.items())
+        else:  # a few metrics (the cumulative ones): look them up rather than scan
+            theirs = other.counts
+            for metric in metrics:
+                if metric in theirs:
+                    counts[metric] = counts.get(metric, 0) + theirs[metric]
+            cells = [(m, other.money[m]) for m in metrics if m in other.money]
+        for metric, cell in cells:
+            mine = money.get(metric)
+            if mine is None:
+                money[metric] = dict(cell)
+            else:
                 for currency, amount in cell.items():
                     mine[currency] = mine.get(currency, 0) + amount
 
@@ -58,14 +67,27 @@ class Tally:
 
 
 FUNNEL_NAMES = tuple(str(m) for m in FUNNEL)
-_KINDS: dict[str, tuple[str, str]] = {}  # metric -> (its prefix, the rest), remembered
+# Plain strings for the figures read per period: a StrEnum member hashes in Python, a str in C.
+(_ADVOCATES, _SHARING, _KNOWN, _QUALIFIED, _APPROVED, _REVERSED, _ISSUED, _REDEEMED, _VOIDED,
+ _EXPIRING) = (str(m) for m in (
+    Metric.ADVOCATES, Metric.SHARING, Metric.KNOWN_CUSTOMERS, Metric.QUALIFIED, Metric.APPROVED,
+    Metric.REVERSED, Metric.ISSUED, Metric.REDEEMED, Metric.VOIDED, Metric.EXPIRING))
+HISTOGRAM_KIND, SIGNAL_KIND, REASON_KIND = 0, 1, 2
+_KINDS: dict[str, tuple[int, str] | None] = {}  # metric -> (kind, name) or None, remembered
 
 
-def _kind(metric: str) -> tuple[str, str]:
-    found = _KINDS.get(metric)
-    if found is None:
-        prefix, colon, rest = metric.partition(":")
-        found = _KINDS[metric] = (prefix + colon, rest)
+def _kind(metric: str) -> tuple[int, str] | None:
+    """Return what a metric is beside the plain figures: a histogram bucket, a signal or reason
+    code (with its number or code), or None."""
+    if metric in _KINDS:
+        return _KINDS[metric]
+    prefix, colon, name = metric.partition(":")
+    found: tuple[int, str] | None = None
+    if prefix + colon == HISTOGRAM:
+        found = (HISTOGRAM_KIND, name)
+    elif prefix + colon == REASON:
+        found = (SIGNAL_KIND if name in SIGNAL_CODES else REASON_KIND, name)
+    _KINDS[metric] = found
     return found
 
 
@@ -77,13 +99,16 @@ def figures(period: Tally, as_of_end: Tally, currency: str) -> dict[str, object]
     histogram: dict[int, int] = {}
     signals: dict[str, int] = {}
     reasons: dict[str, int] = {}
-    for metric, n in sorted(counts.items()):
-        if n:
-            prefix, name = _kind(metric)
-            if prefix == HISTOGRAM:
-                histogram[int(name)] = n
-            elif prefix == REASON:
-                (signals if name in SIGNAL_CODES else reasons)[name] = n
+    kinds = _KINDS
+    for metric, n in counts.items():
+        found = kinds[metric] if metric in kinds else _kind(metric)
+        if found is None or not n:
+            continue
+        kind, name = found
+        if kind == HISTOGRAM_KIND:
+            histogram[int(name)] = n
+        else:
+            (signals if kind == SIGNAL_KIND else reasons)[name] = n
     p50, p90 = percentiles(histogram, (0.5, 0.9))
     return {
         "funnel": funnel,
@@ -94,35 +119,36 @@ def figures(period: Tally, as_of_end: Tally, currency: str) -> dict[str, object]
             "rewarded_per_approved": ratio(funnel["rewarded"], funnel["approved"]),
         },
         "participation": {
-            "advocates_new": count(Metric.ADVOCATES, 0),
-            "advocates_total": as_of_end.count(Metric.ADVOCATES),
-            "sharing_advocates": count(Metric.SHARING, 0),
-            "known_customers_new": count(Metric.KNOWN_CUSTOMERS, 0),
-            "known_customers_total": as_of_end.count(Metric.KNOWN_CUSTOMERS),
+            "advocates_new": count(_ADVOCATES, 0),
+            "advocates_total": as_of_end.counts.get(_ADVOCATES, 0),
+            "sharing_advocates": count(_SHARING, 0),
+            "known_customers_new": count(_KNOWN, 0),
+            "known_customers_total": as_of_end.counts.get(_KNOWN, 0),
         },
-        "revenue": {currency: 0, **period.amounts(Metric.QUALIFIED)},
+        "revenue": {currency: 0, **period.money.get(_QUALIFIED, {})},
         "rewards": _rewards(period, as_of_end, currency, funnel["approved"]),
         "claim_to_reward": {"count": sum(histogram.values()), "p50_seconds": p50,
                             "p90_seconds": p90},
-        "signals": signals,
-        "reasons": reasons,
+        "signals": dict(sorted(signals.items())) if len(signals) > 1 else signals,
+        "reasons": dict(sorted(reasons.items())) if len(reasons) > 1 else reasons,
     }
 
 
 def _rewards(period: Tally, as_of_end: Tally, currency: str,
              approved: int) -> dict[str, dict[str, int | None]]:
-    committed, loss = period.amounts(Metric.APPROVED), period.amounts(Metric.REVERSED)
-    issued, redeemed, voided = (period.amounts(m) for m in
-                                (Metric.ISSUED, Metric.REDEEMED, Metric.VOIDED))
-    ever = [as_of_end.amounts(m) for m in (Metric.ISSUED, Metric.REDEEMED, Metric.VOIDED)]
+    money, nothing = period.money, dict[str, int]()
+    committed, loss, issued, redeemed, voided, expired = (money.get(m, nothing) for m in (
+        _APPROVED, _REVERSED, _ISSUED, _REDEEMED, _VOIDED, _EXPIRING))
+    ever = [as_of_end.money.get(m, nothing) for m in (_ISSUED, _REDEEMED, _VOIDED, _EXPIRING)]
     others = {*committed, *loss, *issued, *redeemed, *voided, *ever[0]} - {currency}
     out: dict[str, dict[str, int | None]] = {}
     for cur in (currency, *sorted(others)):
         cost = committed.get(cur, 0)
         out[cur] = {
             "committed": cost, "issued": issued.get(cur, 0), "redeemed": redeemed.get(cur, 0),
-            "voided": voided.get(cur, 0),
-            "outstanding": ever[0].get(cur, 0) - ever[1].get(cur, 0) - ever[2].get(cur, 0),
+            "voided": voided.get(cur, 0), "expired": expired.get(cur, 0),
+            "outstanding": ever[0].get(cur, 0) - ever[1].get(cur, 0) - ever[2].get(cur, 0)
+            - ever[3].get(cur, 0),
             "loss_after_reversal": loss.get(cur, 0), "cac": cac(cost, approved),
         }
     return out
@@ -161,29 +187,37 @@ def bases(rows: Iterable[BaseRow]) -> dict[str, Tally]:
 
 def summarise(query: StatsQuery, total: tuple[Iterable[Row], Iterable[BaseRow]],
               grouped: tuple[Iterable[Row], Iterable[BaseRow]] | None,
-              currency: str) -> dict[str, object]:
+              currency: str, sparse: bool = True) -> dict[str, object]:
     """Turn rollup rows into the answer: (rows of the range, cumulative rows before it) of the
-    ``total`` split, and of the split asked for by ``group_by`` (None when not grouped)."""
+    ``total`` split, and of the split asked for by ``group_by`` (None when not grouped).
+
+    With ``sparse``, a group's ``buckets`` hold only the periods in which it has facts: a year
+    by day of a channel used once a month is 12 periods, not 365 (the CSV asks for them all).
+    """
     periods = buckets(query.first, query.last, query.interval)
-    empty = [Tally() for _ in periods]
-    answer: dict[str, object] = _series(periods, tallies(total[0], len(periods)).get("", empty),
-                                        bases(total[1]).get("", Tally()), currency)
+    answer: dict[str, object] = _series(
+        periods, tallies(total[0], len(periods)).get("", []), bases(total[1]).get("", Tally()),
+        currency)
     if grouped is not None:
         parts, before = tallies(grouped[0], len(periods)), bases(grouped[1])
         answer["groups"] = [
             {"key": segment or None,
-             **_series(periods, parts.get(segment, empty), before.get(segment, Tally()),
-                       currency)}
+             **_series(periods, parts.get(segment, []), before.get(segment, Tally()), currency,
+                       sparse)}
             for segment in sorted(set(parts) | set(before))]
     return answer
 
 
-def _series(periods: list[Bucket], tallies: list[Tally], base: Tally,
-            currency: str) -> dict[str, object]:
+def _series(periods: list[Bucket], tallies: list[Tally], base: Tally, currency: str,
+            sparse: bool = False) -> dict[str, object]:
+    """The figures of each period and of the whole range; ``sparse``: only of the periods that
+    have facts (``tallies`` may then be empty: none at all)."""
     running, whole = Tally(), Tally()
     running.merge(base, CUMULATIVE_SET)
     series = []
-    for bucket, tally in zip(periods, tallies, strict=True):
+    for bucket, tally in zip(periods, tallies or [Tally()] * len(periods), strict=True):
+        if sparse and not tally.counts:
+            continue
         running.merge(tally, CUMULATIVE_SET)
         whole.merge(tally)
         series.append({"key": bucket.key, "start": bucket.start.isoformat(),

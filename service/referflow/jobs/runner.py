@@ -17,7 +17,7 @@ from referflow.actions.lifecycle import release_due_holds
 from referflow.actions.offers import due_offers
 from referflow.actions.retention import prune
 from referflow.actions.reviews import resolve_expired_reviews
-from referflow.actions.rewards import due_rewards
+from referflow.actions.rewards import due_rewards, fulfil_stranded_perks
 from referflow.actions.sync import due_tasks
 from referflow.actions.webhooks import due_work
 from referflow.domain.timeutil import utcnow
@@ -42,7 +42,8 @@ def sweep(services: Services) -> int:
     """Run the periodic state changes once; return how many referrals moved."""
     secret = services.settings.secret_key
     with services.db.session() as session:
-        return release_due_holds(session, secret) + resolve_expired_reviews(session, secret)
+        return (release_due_holds(session, secret) + resolve_expired_reviews(session, secret)
+                + fulfil_stranded_perks(session, secret))
 
 
 def dispatch(services: Services, queue: JobQueue) -> int:

@@ -18,7 +18,7 @@ from typing import Any
 from babel.dates import format_date
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from babel.numbers import format_currency
+from babel.numbers import format_currency, format_percent
 from babel.support import NullTranslations, Translations
 
 from referflow.domain.money import to_major
@@ -76,6 +76,10 @@ class Texts:
     def money(self, minor: int, currency: str) -> str:
         """Format an amount in minor units, as this language writes money."""
         return format_currency(to_major(minor, currency), currency, locale=self.language)
+
+    def percent(self, value: int) -> str:
+        """Format a whole percentage, as this language writes it (15%, 15 %)."""
+        return format_percent(value / 100, locale=self.language)
 
     def date(self, value: datetime | None) -> str:
         """Format a date (UTC) as this language writes it, e.g. 3 Mar 2026."""

@@ -10,12 +10,13 @@ from datetime import datetime
 import segno
 from markupsafe import Markup, escape
 
-from referflow.actions.portal import FriendLine, PortalView
+from referflow.actions.portal import FriendLine, PortalView, shown
 from referflow.domain import portal as rules
 from referflow.domain import referral as states
 from referflow.domain.program import Reward
 from referflow.portal.i18n import Texts
 from referflow.storage.models import GiftCard
+from referflow.storage.models import Reward as IssuedReward
 
 
 def N_(message: str) -> str:  # noqa: N802 (the marker's usual name, which pybabel looks for)
@@ -40,6 +41,9 @@ STATUS_WORDS: dict[str, tuple[str, str]] = {
 }
 CARD_WORDS = {"active": N_("Active"), "redeemed": N_("Used up"), "voided": N_("Cancelled"),
               "expired": N_("Expired")}
+# A reward row's state, as the "Other rewards" list says it.
+REWARD_WORDS = {"pending": N_("On its way"), "issuing": N_("On its way"), "issued": N_("Ready"),
+                "failed": N_("Delayed: we are looking into it"), "voided": N_("Cancelled")}
 
 
 def channel_label(texts: Texts, channel: str) -> str:
@@ -76,26 +80,83 @@ def qr_svg(url: str, label: str) -> Markup:
     return Markup(svg.replace("<svg ", f'<svg role="img" aria-label="{escape(label)}" ', 1))  # noqa: S704
 
 
+def reward_label(texts: Texts, reward: rules.RewardShown) -> str:
+    """Say what a reward is, by its kind: an amount, the perk, 15% off, 10 EUR off, 1 month free."""
+    if reward.kind == "non_cash":
+        return ", ".join(reward.perks) or texts.gettext("A perk")
+    if reward.kind == "percent":
+        return texts.gettext("%(percent)s off", percent=texts.percent(reward.percent or 0))
+    if reward.kind == "amount":
+        return texts.gettext("%(amount)s off", amount=texts.money(reward.amount or 0,
+                                                                  reward.currency))
+    if reward.kind == "free_period":
+        return texts.ngettext("%(num)s month free", "%(num)s months free", reward.months or 1)
+    return texts.money(reward.amount or 0, reward.currency)
+
+
+def reward_state(texts: Texts, status: str) -> str:
+    """Return a reward row's state in the page's language."""
+    return texts.gettext(REWARD_WORDS.get(status, status))
+
+
+def reward_lines(view: PortalView) -> list[tuple[IssuedReward, rules.RewardShown]]:
+    """Return the rewards of the "Other rewards" list, each with how it is shown."""
+    return [(row, shown(row)) for row in view.issued]
+
+
 def referral_words(texts: Texts, line: FriendLine, currency: str) -> str:
-    """Say where a referral stands, the friend by first name or initial."""
+    """Say where a referral stands, the friend by first name or initial, the reward by its kind."""
     with_amount, without = STATUS_WORDS.get(line.status, STATUS_WORDS[states.PENDING])
-    message = with_amount if line.reward else without
+    message = with_amount if line.shown else without
     return texts.gettext(message, friend=line.friend or texts.gettext("A friend"),
                          date=texts.date(line.created_at), until=texts.date(line.hold_until),
-                         reward=texts.money(line.reward or 0, currency))
+                         reward=reward_label(texts, line.shown) if line.shown else "")
+
+
+def rule_label(texts: Texts, rule: Reward, currency: str) -> str | None:
+    """Say what a reward rule gives (None: nothing)."""
+    found = rules.shown_rule(rule, currency)
+    return reward_label(texts, found) if found else None
+
+
+def reward_rule_label(texts: Texts, view: PortalView) -> str | None:
+    """Say what the advocate earns per friend now (their tier's reward), by its kind."""
+    tier = view.tier.current.name if view.tier and view.tier.current else None
+    return rule_label(texts, view.ctx.config.advocate_reward_in(tier), view.ctx.config.currency)
 
 
 def reward_rule(texts: Texts, view: PortalView) -> str:
-    """Say what the advocate earns per friend (their tier's reward)."""
-    tier = view.tier.current.name if view.tier and view.tier.current else None
-    reward: Reward = view.ctx.config.advocate_reward_in(tier)
-    if reward.monetary:
+    """Say what the advocate earns per friend (their tier's reward), by its kind."""
+    label = reward_rule_label(texts, view)
+    if label:
         return texts.gettext("You get %(reward)s for each friend who places a first order.",
-                             reward=texts.money(reward.amount, view.ctx.config.currency))
-    if reward.perk:
-        return texts.gettext("You get %(reward)s for each friend who places a first order.",
-                             reward=reward.perk)
+                             reward=label)
     return texts.gettext("Thank you for each friend you bring.")
+
+
+def next_tier_reward(texts: Texts, view: PortalView) -> str | None:
+    """Say what the next tier adds (its reward per friend and its perks), if anything."""
+    if view.tier is None or view.tier.next is None:
+        return None
+    nxt = view.tier.next
+    label = rule_label(texts, nxt.advocate_reward, view.ctx.config.currency) \
+        if nxt.advocate_reward else None
+    perks = ", ".join(nxt.perks)
+    if label and perks:
+        return texts.gettext("At %(tier)s: %(reward)s for each friend, and %(perks)s.",
+                             tier=nxt.name, reward=label, perks=perks)
+    if label:
+        return texts.gettext("At %(tier)s: %(reward)s for each friend.", tier=nxt.name,
+                             reward=label)
+    if perks:
+        return texts.gettext("At %(tier)s: %(perks)s.", tier=nxt.name, perks=perks)
+    return None
+
+
+def shows_earned(view: PortalView) -> bool:
+    """Tell whether the page shows money earned: some was, or the advocate earns money."""
+    tier = view.tier.current.name if view.tier and view.tier.current else None
+    return view.earned > 0 or view.ctx.config.advocate_reward_in(tier).monetary
 
 
 def card_state(card: GiftCard, now: datetime) -> str:

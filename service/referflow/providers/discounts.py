@@ -87,6 +87,8 @@ class StoreDiscounts(Protocol):
 
     def disable(self, created: Created, key: str) -> None: ...
 
+    def used(self, created: Created) -> bool: ...
+
 
 def marker(key: str) -> str:
     """Return the tag our discounts carry in their title, to know them again after a crash."""
@@ -106,7 +108,7 @@ DISCOUNT_BY_CODE = """
 query referflowDiscountByCode($code: String!) {
   codeDiscountNodeByCode(code: $code) {
     id
-    codeDiscount { ... on DiscountCodeBasic { title status } }
+    codeDiscount { ... on DiscountCodeBasic { title status asyncUsageCount } }
   }
 }"""
 DISCOUNT_DEACTIVATE = """
@@ -184,6 +186,14 @@ class ShopifyDiscounts:
             data["minimumRequirement"] = {"subtotal": {
                 "greaterThanOrEqualToSubtotal": str(money.to_major(d.minimum_order, d.currency))}}
         return data
+
+    def used(self, created: Created) -> bool:
+        """Tell whether a code was used at a checkout (``asyncUsageCount``: Shopify counts it a
+        moment after the order)."""
+        found = self._graphql(DISCOUNT_BY_CODE, {"code": created.code})["codeDiscountNodeByCode"]
+        if found is None:
+            return False
+        return int((found.get("codeDiscount") or {}).get("asyncUsageCount") or 0) > 0
 
     def disable(self, created: Created, key: str) -> None:
         result = self._graphql(DISCOUNT_DEACTIVATE, {"id": created.external_id})
@@ -296,6 +306,23 @@ class StripeDiscounts:
     def disable(self, created: Created, key: str) -> None:
         self._request("POST", f"/v1/promotion_codes/{created.external_id}", {"active": "false"},
                       f"{key}-off")
+
+    def used(self, created: Created) -> bool:
+        """Tell whether a promotion code was redeemed (``times_redeemed``)."""
+        promo = self._request("GET", f"/v1/promotion_codes/{created.external_id}")
+        return int(promo.get("times_redeemed") or 0) > 0
+
+    def free_period_on(self, key: str, customer: str) -> str | None:
+        """Return the subscription that carries the free period of ``key``, if one does."""
+        if not customer.startswith("cus_"):
+            return None
+        listed = self._request("GET", "/v1/subscriptions", {
+            "customer": customer, "status": "all", "limit": 100, "expand[]": "data.discounts"})
+        for subscription in listed.get("data") or []:
+            for d in subscription.get("discounts") or []:
+                if isinstance(d, dict) and (d.get("coupon") or {}).get("id") == coupon_id_of(key):
+                    return str(subscription["id"])
+        return None
 
     def promotion_codes_of(self, kind: str, object_id: str) -> list[tuple[str, str | None]]:
         """Return (id, code) of the promotion codes a checkout session or an invoice used.

@@ -17,6 +17,7 @@ from sqlalchemy import (
     MetaData,
     String,
     UniqueConstraint,
+    bindparam,
     delete,
     event,
     false,
@@ -27,6 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from referflow.domain.referral import APPROVED_COUNTED as APPROVED_COUNTED  # re-exported
 from referflow.domain.referral import ReferralStatus
 from referflow.domain.timeutil import utcnow
 from referflow.storage.types import BigIntPK, EncryptedJSON, EncryptedText, UTCDateTime
@@ -286,7 +288,7 @@ class ReferralSignal(Base):
 # whichever use case made the change. Counters move by SQL increments (no lost update), after the
 # referral's own row: the lock order stays referral -> advocate. Bulk UPDATEs of a referral's
 # status or reasons would bypass them; there are none.
-APPROVED_COUNTED = frozenset({ReferralStatus.APPROVED, ReferralStatus.REWARDED})
+# APPROVED_COUNTED: which statuses the approved counter counts, domain/referral.py's rule.
 
 
 def reason_codes(reasons: list[Any] | None) -> set[str]:
@@ -294,10 +296,20 @@ def reason_codes(reasons: list[Any] | None) -> set[str]:
     return {str(r["code"])[:64] for r in reasons or () if isinstance(r, dict) and r.get("code")}
 
 
+_COUNTS: dict[tuple[str, ...], Any] = {}  # the increments, built once per set of counters
+
+
 def _count(connection: Connection, advocate_id: str, **deltas: int) -> None:
-    moved = {name: getattr(Advocate, name) + delta for name, delta in deltas.items() if delta}
-    if moved:
-        connection.execute(update(Advocate).where(Advocate.id == advocate_id).values(moved))
+    names = tuple(sorted(name for name, delta in deltas.items() if delta))
+    if not names:
+        return
+    statement = _COUNTS.get(names)
+    if statement is None:
+        statement = _COUNTS[names] = update(Advocate).where(
+            Advocate.id == bindparam("counted_advocate")).values(
+            {name: getattr(Advocate, name) + bindparam(f"delta_{name}") for name in names})
+    connection.execute(statement, {"counted_advocate": advocate_id,
+                                   **{f"delta_{name}": deltas[name] for name in names}})
 
 
 def _index_reasons(connection: Connection, referral: Referral, before: set[str],
@@ -518,12 +530,15 @@ class DeliveryAttempt(Base):
 
 
 class RewardStatus(StrEnum):
-    """A reward: waiting, being issued (leased), issued, refused by the provider."""
+    """A reward: waiting, being issued (leased), issued, refused by the provider, taken back
+    after a reversal (a discount reward: domain/rewards.py). A reward to take back is pending
+    again, with ``details["void"]`` saying so, until its worker settles it ``voided``."""
 
     PENDING = "pending"
     ISSUING = "issuing"
     ISSUED = "issued"
     FAILED = "failed"
+    VOIDED = "voided"
 
 
 class Reward(Base):

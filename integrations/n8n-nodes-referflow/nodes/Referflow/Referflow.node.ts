@@ -915,6 +915,25 @@ export class Referflow implements INodeType {
 						},
 					},
 					{
+						displayName: 'Discount Codes',
+						name: 'codes',
+						type: 'string',
+						typeOptions: {
+							multipleValues: true,
+							multipleValueButtonText: 'Add Discount Code',
+						},
+						default: [],
+						placeholder: 'WELCOME5, ANNA7Q',
+						description: 'Every discount code the checkout used (Shopify discount_codes[].code), one per value: referflow claims with the one that is a referral code, so the store\'s own codes beside it do no harm',
+						routing: {
+							send: {
+								type: 'body',
+								property: 'codes',
+								value: '={{ $value.filter((value) => value) }}',
+							},
+						},
+					},
+					{
 						displayName: 'Existing Customer',
 						name: 'contextExistingCustomer',
 						type: 'boolean',

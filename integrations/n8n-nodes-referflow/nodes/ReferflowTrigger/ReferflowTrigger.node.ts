@@ -147,6 +147,10 @@ export class ReferflowTrigger implements INodeType {
 						name: 'reward.redeemed',
 						value: 'reward.redeemed',
 					},
+					{
+						name: 'reward.voided',
+						value: 'reward.voided',
+					},
 				],
 			},
 			{
