@@ -281,9 +281,6 @@ def _n8n_rest(base: str) -> requests.Session:
     return rest
 
 
-@needs_n8n_node
-@pytest.mark.slow
-@pytest.mark.n8n
 def _test_credential(rest, n8n_base, credential):
     """n8n's credential "Test" call; on a loaded machine its first answer can be an error
     envelope without ``data`` (seen once in CI): ask again, and show the answer if it persists."""
@@ -297,6 +294,9 @@ def _test_credential(rest, n8n_base, credential):
     raise AssertionError(f"n8n's credential test answered {answer}")
 
 
+@needs_n8n_node
+@pytest.mark.slow
+@pytest.mark.n8n
 def test_the_trigger_subscribes_verifies_signatures_and_unsubscribes(database_url, settings, tmp_path):
     port = free_port()
     with Receiver() as receiver, live_server(database_url, tmp_path,
