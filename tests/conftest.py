@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 
 from referflow.app import create_app
 from referflow.config import Settings
@@ -100,22 +100,42 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         url, drop = f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}", lambda: None
     upgrade(url)
     yield url
+    _forget_clearer(url)
     drop()
 
 
+_CLEARERS: dict[str, tuple[Engine, str | None]] = {}  # url -> (engine, PostgreSQL's one script)
+
+
 def _clear(url: str) -> None:
-    engine = create_engine(url)
-    with engine.begin() as conn:
-        for table in reversed(Base.metadata.sorted_tables):  # children first
-            conn.execute(table.delete())
+    """Empty every table and restart the ids, before every test: one engine per database for
+    the session, and on PostgreSQL one round trip (DELETE of each table, then ALTER SEQUENCE ...
+    RESTART, as TRUNCATE ... RESTART IDENTITY would: TRUNCATE of every table costs ~7x more
+    than deleting a test's few rows; a fresh engine and a statement per table cost 77 ms a test
+    against 8 ms for this)."""
+    if url not in _CLEARERS:
+        engine = create_engine(url)
+        script = None
         if engine.dialect.name == "postgresql":
-            # DELETE, then restart the ids, as TRUNCATE ... RESTART IDENTITY would: TRUNCATE of
-            # every table costs ~7x more than deleting a test's few rows (1.2 s against 0.17 s a
-            # test on a busy 2-core machine), and this runs before every test.
-            for sequence in conn.scalars(text("SELECT sequencename FROM pg_sequences "
-                                              "WHERE schemaname = current_schema()")):
-                conn.execute(text(f'ALTER SEQUENCE "{sequence}" RESTART'))
-    engine.dispose()
+            with engine.connect() as conn:
+                sequences = list(conn.scalars(text("SELECT sequencename FROM pg_sequences "
+                                                   "WHERE schemaname = current_schema()")))
+            script = "".join(f'DELETE FROM "{t.name}";' for t in reversed(Base.metadata.sorted_tables))
+            script += "".join(f'ALTER SEQUENCE "{name}" RESTART;' for name in sequences)
+        _CLEARERS[url] = (engine, script)
+    engine, script = _CLEARERS[url]
+    with engine.begin() as conn:
+        if script is not None:
+            conn.exec_driver_sql(script)
+        else:
+            for table in reversed(Base.metadata.sorted_tables):  # children first
+                conn.execute(table.delete())
+
+
+def _forget_clearer(url: str) -> None:
+    cached = _CLEARERS.pop(url, None)
+    if cached is not None:
+        cached[0].dispose()
 
 
 @pytest.fixture()
