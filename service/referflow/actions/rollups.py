@@ -253,14 +253,19 @@ def history_move(from_status: str | None, to_status: str | None, reasons: Any, d
 
 
 def _card_entry(held: Held, entry: GiftCardEntry) -> list[Fact]:
+    """A ledger entry's facts on its day, and what it moves on the card's expiry day
+    (domain/stats.py, expiry_deltas: the balance that will expire), placed as the entry is."""
     card = held.load(GiftCard, entry.gift_card_id)
-    deltas = stats.card_deltas(entry.kind, entry.amount, card.currency)
-    if not deltas:
-        return []
-    fact = Fact(entry.program_id, _at(entry, "at"), deltas)
-    if card.referral_id is not None:
-        return [_of_referral(held, fact, card.referral_id)]
-    return [_advocate(held, fact, card.advocate_id)]  # a goodwill card: no channel
+    placed = [(_at(entry, "at"), stats.card_deltas(entry.kind, entry.amount, card.currency)),
+              (card.expires_at, stats.expiry_deltas(entry.kind, entry.amount, card.currency))]
+    facts = []
+    for at, deltas in placed:
+        if not deltas:
+            continue
+        fact = Fact(entry.program_id, at, deltas)
+        facts.append(_of_referral(held, fact, card.referral_id) if card.referral_id is not None
+                     else _advocate(held, fact, card.advocate_id))  # a goodwill card: no channel
+    return facts
 
 
 def _new_advocate(held: Held, advocate: Advocate) -> list[Fact]:
@@ -397,26 +402,7 @@ def install() -> None:
             event.listen(Session, name, hook)
 
 
-# -- gift cards' expiry, and erasures ------------------------------------------------------------
-
-_LEDGER_FACTS = NEW_ROWS[GiftCardEntry]
-
-
-def _card_entry_and_expiry(held: Held, entry: GiftCardEntry) -> list[Fact]:
-    """A ledger entry's facts, and what it moves on the card's expiry day (domain/stats.py,
-    expiry_deltas): the balance that will expire, placed as the entry is."""
-    facts = _LEDGER_FACTS(held, entry)
-    card = held.load(GiftCard, entry.gift_card_id)
-    deltas = stats.expiry_deltas(entry.kind, entry.amount, card.currency)
-    if not deltas:
-        return facts
-    fact = Fact(entry.program_id, card.expires_at, deltas)
-    if card.referral_id is not None:
-        return [*facts, _of_referral(held, fact, card.referral_id)]
-    return [*facts, _advocate(held, fact, card.advocate_id)]
-
-
-NEW_ROWS[GiftCardEntry] = _card_entry_and_expiry
+# -- erasures ----------------------------------------------------------------------------------
 
 
 def remove_known_customers(session: Session, program_id: str,
