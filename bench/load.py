@@ -82,6 +82,22 @@ def database(kind: str):
         admin.dispose()
 
 
+def seed_advocates(url: str, program_id: str, target: int) -> None:
+    """Bulk-insert advocates (no codes: they only carry seeded referrals) up to ``target``."""
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        existing = conn.execute(select(func.count()).select_from(Advocate)).scalar_one()
+    now, chunk = datetime.now(UTC), 20_000
+    for start in range(existing, target, chunk):
+        rows = [{"id": new_id("adv"), "program_id": program_id, "external_id": f"seed-adv-{i}",
+                 "email": f"seed-adv-{i}@mail.test", "email_key": secrets.token_hex(32),
+                 "flagged": False, "created_at": now - timedelta(days=i % 365)}
+                for i in range(start, min(start + chunk, target))]
+        with engine.begin() as conn:
+            conn.execute(insert(Advocate), rows)
+    engine.dispose()
+
+
 def seed_referrals(url: str, program_id: str, target: int) -> None:
     """Bulk-insert referrals (spread over the program's advocates) up to ``target`` rows."""
     engine = create_engine(url)

@@ -17,7 +17,10 @@ way). The cases, each driven by a Lua script in bench/lua/:
 - claim+qualify: claim a fresh friend (201), then qualify a friend claimed earlier (200), with
   --seed referrals in the database first;
 - ingress: Stripe `invoice.paid` deliveries, each a distinct event signed beforehand (Lua has
-  no HMAC): verify the signature, record, answer.
+  no HMAC): verify the signature, record, answer;
+- with --scale: claims alone (claim.lua) on the --seed database, then again once it holds
+  1M referrals of 100k advocates (bulk-seeded while the server runs), and the ratio of the two
+  p50s and p99s (issue 15's target: within 1.25x).
 
 Printed per case: requests/s, p50 and p99, non-2xx answers, the ratio to the echo; then the RSS
 of each web worker after the cases ran (from /proc).
@@ -44,7 +47,7 @@ import click
 import requests
 
 sys.path.insert(0, str(Path(__file__).parent))
-from load import ADMIN, database, free_port, seed_referrals, served  # noqa: E402
+from load import ADMIN, database, free_port, seed_advocates, seed_referrals, served  # noqa: E402
 from referflow.storage.migrate import upgrade  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -210,6 +213,35 @@ def run_referflow(kind: str, opts: dict[str, Any], echo: Case) -> tuple[list[Cas
     return cases, rss
 
 
+def run_scale(kind: str, opts: dict[str, Any]) -> tuple[Case, Case]:
+    """Claims alone at --seed referrals, then at 1M referrals of 100k advocates."""
+    with database(kind) as url, tempfile.TemporaryDirectory() as tmp:
+        upgrade(url)
+        port = free_port()
+        cmd = [sys.executable, "-m", "referflow.cli", "serve", "--no-demo", "--host", "127.0.0.1",
+               "--port", str(port), "--workers", str(opts["workers"]),
+               "--threads", str(opts["server_threads"])]
+        with served(cmd, port, {**gunicorn_env(), "DATABASE_URL": url}, ROOT):
+            base = f"http://127.0.0.1:{port}"
+            key, program_id, codes = setup_program(base, url, opts["seed"])
+            codes_file = Path(tmp) / "codes.txt"
+            codes_file.write_text("\n".join(codes) + "\n")
+            cases = []
+            for size, advocates in ((opts["seed"], 0), (opts["scale"], opts["scale"] // 10)):
+                if advocates:
+                    started = time.perf_counter()
+                    seed_advocates(url, program_id, advocates)
+                    seed_referrals(url, program_id, size)
+                    click.echo(f"  (seeded {size:,} referrals of {advocates:,} advocates in "
+                               f"{time.perf_counter() - started:.0f} s)")
+                tag = secrets.token_hex(3)
+                wrk(base, "claim.lua", [key, f"warm{tag}", str(codes_file)],
+                    {**opts, "seconds": 2}, "warm-up")
+                cases.append(wrk(base, "claim.lua", [key, f"run{tag}", str(codes_file)], opts,
+                                 f"claim at {size:,}"))
+    return cases[0], cases[1]
+
+
 def measured(master: int, opts: dict[str, Any], name: str, run: Any) -> Case:
     """Run one case, under py-spy when --profile is on."""
     spy = profile(worker_pids(master)[0], opts["seconds"], name) if opts["profile"] else None
@@ -243,6 +275,10 @@ def measured(master: int, opts: dict[str, Any], name: str, run: Any) -> Case:
 @click.option("--profile", is_flag=True,
               help="Record a worker with py-spy during each referflow case: "
                    "bench/profiles/<db>-<case>.svg")
+@click.option("--scale", "scale", flag_value=1_000_000, type=int, default=0,
+              help="Also compare claims at --seed and at 1M referrals of 100k advocates")
+@click.option("--scale-to", "scale", type=click.IntRange(1_000),
+              help="--scale with another size: REFERRALS (advocates: a tenth)")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False),
               help="Also write the figures as JSON")
 def main(db: str, json_path: str | None, **opts: Any) -> None:
@@ -263,6 +299,13 @@ def main(db: str, json_path: str | None, **opts: Any) -> None:
         click.echo("worker RSS after the run: echo " + ", ".join(f"{m:.0f} MB" for m in echo_rss)
                    + "; referflow " + ", ".join(f"{m:.0f} MB" for m in rss))
         results[kind] = {"cases": [vars(c) for c in cases], "rss_mb": rss}
+        if opts["scale"]:
+            small, large = run_scale(kind, opts)
+            for case in (small, large):
+                click.echo(case.line(echo))
+            click.echo(f"claims at {opts['scale']:,} / at {opts['seed']:,}: p50 x{large.p50_ms / small.p50_ms:.2f}, "
+                       f"p99 x{large.p99_ms / small.p99_ms:.2f} (target: within x1.25)")
+            results[kind]["scale"] = [vars(small), vars(large)]
     if json_path:
         Path(json_path).write_text(json.dumps(results, indent=1))
 
