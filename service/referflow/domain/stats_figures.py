@@ -158,14 +158,17 @@ Row = tuple[str, int, str, str, int, int]  # segment, period number, metric, cur
 BaseRow = tuple[str, str, str, int, int]  # segment, metric, currency, count, amount
 
 
-def tallies(rows: Iterable[Row], periods: int) -> dict[str, list[Tally]]:
-    """Gather rows (one per segment, period, metric and currency) into one Tally per period."""
-    out: dict[str, list[Tally]] = {}
+def tallies(rows: Iterable[Row], periods: int) -> dict[str, list[Tally | None]]:
+    """Gather rows (one per segment, period, metric and currency) into one Tally per period
+    (None: the period has no rows)."""
+    out: dict[str, list[Tally | None]] = {}
     for segment, number, metric, cur, count, amount in rows:
         per = out.get(segment)
         if per is None:
-            per = out[segment] = [Tally() for _ in range(periods)]
+            per = out[segment] = [None] * periods
         tally = per[number]
+        if tally is None:
+            tally = per[number] = Tally()
         counts = tally.counts
         counts[metric] = counts.get(metric, 0) + count
         if cur:
@@ -208,16 +211,18 @@ def summarise(query: StatsQuery, total: tuple[Iterable[Row], Iterable[BaseRow]],
     return answer
 
 
-def _series(periods: list[Bucket], tallies: list[Tally], base: Tally, currency: str,
+def _series(periods: list[Bucket], tallies: list[Tally | None], base: Tally, currency: str,
             sparse: bool = False) -> dict[str, object]:
     """The figures of each period and of the whole range; ``sparse``: only of the periods that
-    have facts (``tallies`` may then be empty: none at all)."""
-    running, whole = Tally(), Tally()
+    have facts (``tallies`` may be empty: none at all)."""
+    running, whole, nothing = Tally(), Tally(), Tally()
     running.merge(base, CUMULATIVE_SET)
     series = []
-    for bucket, tally in zip(periods, tallies or [Tally()] * len(periods), strict=True):
-        if sparse and not tally.counts:
-            continue
+    for bucket, tally in zip(periods, tallies or [None] * len(periods), strict=True):
+        if tally is None or not tally.counts:
+            if sparse:
+                continue
+            tally = nothing  # never added to: the figures of an empty period
         running.merge(tally, CUMULATIVE_SET)
         whole.merge(tally)
         series.append({"key": bucket.key, "start": bucket.start.isoformat(),
