@@ -11,6 +11,7 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from referflow.storage import sqlite_writer
 from referflow.storage.crypto import Keyring
 from referflow.storage.types import use_keyring
 
@@ -19,8 +20,13 @@ def make_engine(url: str) -> Engine:
     """Create an engine tuned for the backend behind ``url``."""
     if url.startswith("sqlite"):
         _ensure_sqlite_dir(url)
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False,
+                                                  "factory": sqlite_writer.WriterConnection})
         event.listen(engine, "connect", _sqlite_pragmas)
+        database = engine.url.database or ""
+        event.listen(engine, "connect",
+                     lambda dbapi_conn, _record: sqlite_writer.on_connect(dbapi_conn, database))
+        event.listen(engine, "before_cursor_execute", sqlite_writer.before_execute)
         return engine
     # connect_timeout: a database that is down or unreachable fails /readyz and requests in
     # seconds instead of hanging a worker for the TCP timeout.
@@ -67,6 +73,8 @@ class Database:
         if keyring is not None:
             use_keyring(self.engine, keyring)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        if self.engine.dialect.name == "sqlite":  # writers take turns (storage/sqlite_writer.py)
+            event.listen(self.sessions, "after_begin", sqlite_writer.session_began)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
