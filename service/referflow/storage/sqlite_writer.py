@@ -19,6 +19,7 @@ on two connections at once would wait for itself), the write goes ahead without 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
@@ -48,19 +49,15 @@ class Turns:
         if not self.lock.acquire(timeout=WAIT_SECONDS):
             return False
         if fcntl is not None:
-            try:
+            with contextlib.suppress(OSError):  # no flock on this file system: the thread lock
                 fcntl.flock(self._fd(), fcntl.LOCK_EX)
-            except OSError:  # a file system without flock: the thread lock alone
-                pass
         return True
 
     def give_back(self) -> None:
         """End the turn (the caller holds it)."""
         if fcntl is not None and self.fd is not None and self.pid == os.getpid():
-            try:
+            with contextlib.suppress(OSError):
                 fcntl.flock(self.fd, fcntl.LOCK_UN)
-            except OSError:
-                pass
         self.lock.release()
 
     def _fd(self) -> int:
