@@ -44,12 +44,17 @@ def history_entry(h: ReferralHistory) -> dict[str, Any]:
             "config_version": h.config_version}
 
 
-def gift_card(row: GiftCard) -> dict[str, Any]:
-    """Dump a gift card; an active card past its expiry shows as expired."""
+def gift_card(row: GiftCard, *, with_code: bool) -> dict[str, Any]:
+    """Dump a gift card; an active card past its expiry shows as expired.
+
+    The code is a bearer secret: ``with_code`` only for those it is delivered to (its issue, a
+    caller that presented it); everyone else sees ``code_last4``.
+    """
     status = row.status
     if status == GiftCardStatus.ACTIVE and row.expires_at <= utcnow():
         status = "expired"
-    return {"id": row.id, "code": row.code, "amount": row.amount, "balance": row.balance,
+    return {"id": row.id, **({"code": row.code} if with_code else {}),
+            "code_last4": row.code_last4, "amount": row.amount, "balance": row.balance,
             "currency": row.currency, "status": status, "expires_at": to_rfc3339(row.expires_at),
             "side": row.side, "referral_id": row.referral_id, "advocate_id": row.advocate_id,
             "created_at": to_rfc3339(row.created_at)}

@@ -128,6 +128,7 @@ module.exports = {
     sample: {
       id: 'gc_n16o0mi7o6ijao389s8y',
       code: '98HD8W855B3WTQM2',
+      code_last4: 'TQM2',
       amount: 2500,
       balance: 2500,
       currency: 'EUR',
@@ -141,6 +142,7 @@ module.exports = {
         {
           id: 'gc_n16o0mi7o6ijao389s8y',
           code: '98HD8W855B3WTQM2',
+          code_last4: 'TQM2',
           amount: 2500,
           balance: 2500,
           currency: 'EUR',
@@ -154,6 +156,7 @@ module.exports = {
         {
           id: 'gc_642zv5bcnomeo3q7axu7',
           code: 'TN5RB54E77TDCZC9',
+          code_last4: 'CZC9',
           amount: 1000,
           balance: 1000,
           currency: 'EUR',
@@ -169,6 +172,7 @@ module.exports = {
     outputFields: [
       { key: 'id', label: 'Gift Card ID', type: 'string' },
       { key: 'code', label: 'Gift Card Code', type: 'string' },
+      { key: 'code_last4', label: 'Gift Card Code (Last 4)', type: 'string' },
       { key: 'amount', label: 'Amount (Minor Units)', type: 'integer' },
       { key: 'balance', label: 'Balance (Minor Units)', type: 'integer' },
       { key: 'currency', label: 'Currency', type: 'string' },
@@ -180,6 +184,7 @@ module.exports = {
       { key: 'created_at', label: 'Created At', type: 'datetime' },
       { key: 'cards[]id', label: 'Card ID', type: 'string' },
       { key: 'cards[]code', label: 'Card Gift Card Code', type: 'string' },
+      { key: 'cards[]code_last4', label: 'Card Gift Card Code (Last 4)', type: 'string' },
       { key: 'cards[]amount', label: 'Card Amount (Minor Units)', type: 'integer' },
       { key: 'cards[]balance', label: 'Card Balance (Minor Units)', type: 'integer' },
       { key: 'cards[]currency', label: 'Card Currency', type: 'string' },

@@ -39,6 +39,7 @@ module.exports = {
     sample: {
       id: 'gc_n16o0mi7o6ijao389s8y',
       code: '98HD8W855B3WTQM2',
+      code_last4: 'TQM2',
       amount: 2500,
       balance: 2000,
       currency: 'EUR',
@@ -68,6 +69,7 @@ module.exports = {
     outputFields: [
       { key: 'id', label: 'Gift Card ID', type: 'string' },
       { key: 'code', label: 'Gift Card Code', type: 'string' },
+      { key: 'code_last4', label: 'Gift Card Code (Last 4)', type: 'string' },
       { key: 'amount', label: 'Amount (Minor Units)', type: 'integer' },
       { key: 'balance', label: 'Balance (Minor Units)', type: 'integer' },
       { key: 'currency', label: 'Currency', type: 'string' },

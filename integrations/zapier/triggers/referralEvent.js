@@ -260,6 +260,7 @@ const EVENT_FIELDS = {
   'reward.issued': [
     { key: 'data__gift_card__id', label: 'Gift Card ID', type: 'string' },
     { key: 'data__gift_card__code', label: 'Gift Card Gift Card Code', type: 'string' },
+    { key: 'data__gift_card__code_last4', label: 'Gift Card Gift Card Code (Last 4)', type: 'string' },
     { key: 'data__gift_card__amount', label: 'Gift Card Amount (Minor Units)', type: 'integer' },
     { key: 'data__gift_card__balance', label: 'Gift Card Balance (Minor Units)', type: 'integer' },
     { key: 'data__gift_card__currency', label: 'Gift Card Currency', type: 'string' },
@@ -296,6 +297,7 @@ const EVENT_FIELDS = {
   'reward.redeemed': [
     { key: 'data__gift_card__id', label: 'Gift Card ID', type: 'string' },
     { key: 'data__gift_card__code', label: 'Gift Card Gift Card Code', type: 'string' },
+    { key: 'data__gift_card__code_last4', label: 'Gift Card Gift Card Code (Last 4)', type: 'string' },
     { key: 'data__gift_card__amount', label: 'Gift Card Amount (Minor Units)', type: 'integer' },
     { key: 'data__gift_card__balance', label: 'Gift Card Balance (Minor Units)', type: 'integer' },
     { key: 'data__gift_card__currency', label: 'Gift Card Currency', type: 'string' },

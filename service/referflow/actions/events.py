@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from referflow.domain.codes import new_id
 from referflow.domain.timeutil import to_rfc3339, utcnow
 from referflow.logs import current_request_id
-from referflow.storage.models import OutboxEvent
+from referflow.storage.models import GiftCard, OutboxEvent
 
 EVENT_TYPES = (
     "referral.claimed", "referral.in_review", "referral.qualified", "referral.approved",
@@ -17,6 +18,7 @@ EVENT_TYPES = (
     "reward.redeemed", "reward.failed", "advocate.tier_changed", "advocate.link_created",
     "ask.decided", "friend_offer.failed", "reward.voided",
 )
+CODE_DELIVERED_BY = "reward.issued"  # the one event that carries a gift card's code when sent
 # Kept beside an event, never sent or listed: the id of the request that caused it, so its
 # deliveries and their jobs can name that request (logs.py). Stored in the payload's JSON
 # because the outbox has no column for it.
@@ -47,6 +49,23 @@ def emit(session: Session, program_id: str, event_type: str, data: dict[str, Any
 def public_payload(payload: dict[str, Any]) -> dict[str, Any]:
     """Return an event as subscribers see it (without what is kept beside it)."""
     return {key: value for key, value in payload.items() if key != META}
+
+
+def delivered_payload(session: Session, row: OutboxEvent) -> dict[str, Any]:
+    """Return an event as it is sent: public, with a ledger card's code where it is delivered.
+
+    A gift-card code is a bearer secret, so the outbox (and listEvents) keep its last characters
+    only; ``reward.issued``, the event that hands a card to its recipient, gets the code from
+    the card (encrypted at rest) when a webhook or an e-mail tool sends it.
+    """
+    payload = public_payload(row.payload)
+    card = payload["data"].get("gift_card") if row.type == CODE_DELIVERED_BY else None
+    if not isinstance(card, dict) or not isinstance(card.get("id"), str):
+        return payload
+    code = session.scalar(select(GiftCard.code).where(GiftCard.id == card["id"]))
+    if code is None:
+        return payload
+    return {**payload, "data": {**payload["data"], "gift_card": {**card, "code": code}}}
 
 
 def request_id_of(row: OutboxEvent) -> str | None:

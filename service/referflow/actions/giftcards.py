@@ -26,7 +26,12 @@ from referflow.actions.lifecycle import (
 )
 from referflow.actions.links import get_advocate
 from referflow.domain import referral as states
-from referflow.domain.codes import new_gift_card_code, new_id, normalise_code
+from referflow.domain.codes import (
+    gift_card_code_key,
+    gift_card_code_tail,
+    new_gift_card_code,
+    new_id,
+)
 from referflow.domain.program import REWARD_SIDES
 from referflow.domain.timeutil import utcnow
 from referflow.errors import Conflict, NotFound, ValidationFailed
@@ -106,20 +111,29 @@ def _new_card(session: Session, ctx: ProgramContext, side: str, amount: int, cur
               actor: Actor, *, referral_id: str | None = None, advocate_id: str | None = None,
               reference: str | None = None) -> GiftCard:
     now = utcnow()
-    code = new_gift_card_code()
-    while session.scalar(select(GiftCard.id).where(GiftCard.code == code)) is not None:
-        code = new_gift_card_code()
-    card = GiftCard(id=new_id("gc"), program_id=ctx.id, code=code, referral_id=referral_id,
+    code, code_hash = _unused_code(session, ctx)
+    card = GiftCard(id=new_id("gc"), program_id=ctx.id, code=code, code_hash=code_hash,
+                    code_last4=gift_card_code_tail(code), referral_id=referral_id,
                     advocate_id=advocate_id, side=side, amount=amount, currency=currency,
                     balance=amount, status=ACTIVE, created_at=now,
                     expires_at=now + timedelta(days=ctx.config.gift_card_expiry_days))
     session.add(card)
     session.flush()
     _entry(session, card, "issue", amount, amount, actor, reference)
+    # The outbox keeps the code's tail only: events.delivered_payload adds the code when sent.
     emit(session, ctx.id, "reward.issued", {
-        "gift_card": serialize.gift_card(card), "issuer": "ledger",
+        "gift_card": serialize.gift_card(card, with_code=False), "issuer": "ledger",
         "recipient": reward_recipient(session, side, referral_id, advocate_id)})
     return card
+
+
+def _unused_code(session: Session, ctx: ProgramContext) -> tuple[str, str]:
+    """Draw a code no card has (by its keyed hash); return it with that hash."""
+    while True:
+        code = new_gift_card_code()
+        code_hash = gift_card_code_key(ctx.secret, code)
+        if session.scalar(select(GiftCard.id).where(GiftCard.code_hash == code_hash)) is None:
+            return code, code_hash
 
 
 def _entry(session: Session, card: GiftCard, kind: str, amount: int, balance_after: int,
@@ -130,9 +144,9 @@ def _entry(session: Session, card: GiftCard, kind: str, amount: int, balance_aft
 
 
 def get_card(session: Session, ctx: ProgramContext, raw_code: str) -> GiftCard:
-    """Return a gift card of this program by code, or raise NotFound."""
-    card = session.scalar(select(GiftCard).where(GiftCard.code == normalise_code(raw_code)[:32],
-                                                 GiftCard.program_id == ctx.id))
+    """Return a gift card of this program by code (as typed: case, spaces, dashes), or 404."""
+    card = session.scalar(select(GiftCard).where(
+        GiftCard.code_hash == gift_card_code_key(ctx.secret, raw_code), GiftCard.program_id == ctx.id))
     if card is None:
         raise NotFound("gift card not found", code="gift_card_not_found")
     return card
@@ -166,7 +180,7 @@ def redeem_gift_card(session: Session, ctx: ProgramContext, raw_code: str,
     _entry(session, card, "redeem", -amount, new_balance, actor, body.get("reference"))
     session.flush()
     session.refresh(card)
-    emit(session, ctx.id, "reward.redeemed", {"gift_card": serialize.gift_card(card),
+    emit(session, ctx.id, "reward.redeemed", {"gift_card": serialize.gift_card(card, with_code=False),
                                               "amount": amount, "reference": body.get("reference")})
     session.commit()
     return card

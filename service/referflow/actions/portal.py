@@ -15,7 +15,7 @@ from typing import Any
 
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, undefer
 
 from referflow.actions.common import Actor, ProgramContext
 from referflow.actions.links import advocate_stats, get_advocate
@@ -213,7 +213,7 @@ def view(session: Session, ctx: ProgramContext, advocate: Advocate, share_base: 
         ctx=ctx, advocate=advocate, first_name=rules.display_name(advocate.name, None),
         code=code, share_url=f"{share_base}/r/{code}" if code else None, counts=counts,
         earned=_earned(session, advocate), referrals=_referrals(session, ctx, advocate),
-        gift_cards=list(session.scalars(select(GiftCard).where(
+        gift_cards=list(session.scalars(select(GiftCard).options(undefer(GiftCard.code)).where(
             GiftCard.advocate_id == advocate.id).order_by(GiftCard.created_at.desc(), GiftCard.id))),
         issued=list(session.scalars(select(IssuedReward).join(
             Referral, Referral.id == IssuedReward.referral_id).where(

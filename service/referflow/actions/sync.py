@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from referflow.actions.common import ProgramContext, load_program
+from referflow.actions.events import delivered_payload
 from referflow.actions.lifecycle import approved_count
 from referflow.actions.messaging import Overrides, person_by_email, recipient
 from referflow.actions.providers import credentials
@@ -148,8 +149,8 @@ def _recipient_and_properties(session: Session,
         "referrals_approved": approved_count(session, referral.advocate_id)}
 
 
-def _event_properties(event: OutboxEvent) -> dict[str, Any]:
-    data = event.payload["data"]
+def _event_properties(session: Session, event: OutboxEvent) -> dict[str, Any]:
+    data = delivered_payload(session, event)["data"]
     if event.type == "reward.issued":
         reward = data.get("gift_card") or data.get("reward") or {}
         return {"amount": reward.get("amount"), "currency": reward.get("currency"),
@@ -177,5 +178,5 @@ def _send(session: Session, services: Services, task: SyncTask, event: OutboxEve
     if event.type in PROFILE_ONLY:
         klaviyo.profile(email, props)
     else:
-        klaviyo.event(MESSAGES[event.type], email, _event_properties(event), props,
+        klaviyo.event(MESSAGES[event.type], email, _event_properties(session, event), props,
                       unique_id=event.event_id, time=event.payload["created_at"])

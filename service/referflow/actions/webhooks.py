@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from standardwebhooks.webhooks import Webhook
 
 from referflow.actions.common import ProgramContext
-from referflow.actions.events import EVENT_TYPES, public_payload, request_id_of
+from referflow.actions.events import EVENT_TYPES, delivered_payload, public_payload, request_id_of
 from referflow.actions.sync import plan
 from referflow.domain.codes import new_id
 from referflow.domain.timeutil import utcnow
@@ -119,7 +119,8 @@ def deliver(session: Session, delivery_id: str, allow_private: bool,
     assert sub is not None and event is not None
     if not sub.active:
         return _finish(session, delivery, FAILED, None, "subscription inactive", 0)
-    status_code, error, elapsed = _post(sub, delivery, event, allow_private)
+    status_code, error, elapsed = _post(sub, delivery, event, delivered_payload(session, event),
+                                       allow_private)
     if status_code is not None and 200 <= status_code < 300:
         sub.failing_since = None
         return _finish(session, delivery, SUCCEEDED, status_code, None, elapsed)
@@ -130,10 +131,10 @@ def deliver(session: Session, delivery_id: str, allow_private: bool,
 
 
 def _post(sub: WebhookSubscription, delivery: WebhookDelivery, event: OutboxEvent,
-          allow_private: bool) -> tuple[int | None, str | None, int]:
+          payload: dict[str, Any], allow_private: bool) -> tuple[int | None, str | None, int]:
     # Compact, sorted, UTF-8 (no \u escapes): JSON.stringify(JSON.parse(body)) gives it back
     # byte for byte, so no-code receivers can rebuild the signed content from the parsed body.
-    body = json.dumps(public_payload(event.payload), separators=(",", ":"), sort_keys=True,
+    body = json.dumps(payload, separators=(",", ":"), sort_keys=True,
                       ensure_ascii=False)
     # The request that caused the event (or the sweep that did), for the receiver's logs and ours.
     request_id = request_id_of(event) or current_request_id() or new_request_id()

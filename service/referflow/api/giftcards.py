@@ -26,7 +26,7 @@ def issue_gift_card(caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
            request_schema="redeem-gift-card.request", response="gift-card")
 def redeem_gift_card(caller: Caller, body: dict[str, Any], code: str) -> dict[str, Any]:
     return payloads.gift_card(giftcards.redeem_gift_card(db_session(), caller.ctx, code, body,
-                                                         caller.actor))
+                                                         caller.actor), with_code=True)
 
 
 @operation(bp, "getGiftCard", "GET", "/v1/gift-cards/<code>", tag="rewards",

@@ -67,4 +67,5 @@ def list_gift_cards(caller: Caller, body: None) -> dict[str, Any]:
     args = request.args
     page = lists.list_gift_cards(db_session(), caller.ctx, args.get("status"), args.get("side"),
                                  _time("expiring_before"), _limit(), args.get("after"))
-    return {"items": [payloads.gift_card(c) for c in page.items], "next_cursor": page.next_cursor}
+    return {"items": [payloads.gift_card(c, with_code=False) for c in page.items],
+            "next_cursor": page.next_cursor}

@@ -81,13 +81,13 @@ def referral_code(row: ReferralCode) -> dict[str, Any]:
 
 
 def gift_card_with_entries(row: GiftCard, entries: list[GiftCardEntry]) -> dict[str, Any]:
-    """Dump a gift card with its ledger entries."""
-    return {**gift_card(row), "entries": [
+    """Dump a gift card with its ledger entries (for a caller that presented its code)."""
+    return {**gift_card(row, with_code=True), "entries": [
         {"kind": e.kind, "amount": e.amount, "balance_after": e.balance_after,
          "at": to_rfc3339(e.at), "reference": e.reference} for e in entries]}
 
 
 def gift_cards_issued(cards: list[GiftCard]) -> dict[str, Any]:
     """Dump an issueGiftCard result: the first card, plus all of them in ``cards``."""
-    dumped = [gift_card(c) for c in cards]
+    dumped = [gift_card(c, with_code=True) for c in cards]
     return {**dumped[0], "cards": dumped}

@@ -5,10 +5,13 @@ from __future__ import annotations
 import re
 import secrets
 
+from referflow.domain.hashing import keyed_hash
+
 # No 0/O, 1/I/L, U: codes stay unambiguous when read aloud or typed from a screenshot.
 CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"
 REFERRAL_CODE_LENGTH = 8  # 30**8 ~ 6.6e11 codes: unguessable by enumeration at any sane rate
 GIFT_CARD_CODE_LENGTH = 16
+GIFT_CARD_SHOWN = 4  # the characters lists and the dashboard show of a gift-card code
 VANITY_RE = re.compile(r"^[A-Z0-9][A-Z0-9_-]{2,31}$")
 _ID_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
 
@@ -59,6 +62,16 @@ def new_gift_card_code() -> str:
 def normalise_code(raw: str) -> str:
     """Normalise a code as typed by a person: trim, uppercase, drop spaces and dashes."""
     return re.sub(r"[\s-]", "", raw.strip().upper())
+
+
+def gift_card_code_key(secret: str, raw: str) -> str:
+    """Return the keyed hash a gift card is found by: of its code as normalise_code reads it."""
+    return keyed_hash(secret, "gift_card_code", normalise_code(raw))
+
+
+def gift_card_code_tail(code: str) -> str:
+    """Return the last characters of a gift-card code: enough to tell cards apart, not to spend."""
+    return normalise_code(code)[-GIFT_CARD_SHOWN:]
 
 
 def normalise_vanity(raw: str) -> str | None:

@@ -371,7 +371,13 @@ class GiftCardStatus(StrEnum):
 
 
 class GiftCard(Base):
-    """A gift card of referflow's own ledger."""
+    """A gift card of referflow's own ledger.
+
+    The code is a bearer secret: it is found by ``code_hash`` (a keyed hash of the normalised
+    code, domain/codes.py), kept encrypted for those who may see it (``code``, read from the
+    ``code_encrypted`` column only when asked for: never compare it in a query) and shown
+    elsewhere by its last characters (``code_last4``).
+    """
 
     __tablename__ = "gift_cards"
     __table_args__ = (
@@ -381,7 +387,10 @@ class GiftCard(Base):
     )
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     program_id: Mapped[str] = mapped_column(ForeignKey("programs.id"))
-    code: Mapped[str] = mapped_column(String(32), unique=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    code: Mapped[str] = mapped_column("code_encrypted", EncryptedText("gift_cards.code"),
+                                      deferred=True)
+    code_last4: Mapped[str] = mapped_column(String(4))
     referral_id: Mapped[str | None] = mapped_column(ForeignKey("referrals.id"))
     advocate_id: Mapped[str | None] = mapped_column(ForeignKey("advocates.id"))
     side: Mapped[str] = mapped_column(String(16))
@@ -570,7 +579,7 @@ class Reward(Base):
     next_attempt_at: Mapped[datetime | None]
     lease_until: Mapped[datetime | None]
     external_id: Mapped[str | None] = mapped_column(String(200))
-    code: Mapped[str | None] = mapped_column(String(100))
+    code: Mapped[str | None] = mapped_column(EncryptedText("rewards.code"))  # a bearer secret
     last_error: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(default=_now)
     issued_at: Mapped[datetime | None]
