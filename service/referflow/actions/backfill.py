@@ -53,7 +53,7 @@ STAGED = ("line", "advocate_external_id", "advocate_email", "advocate_email_key"
           "code", "friend_external_id", "friend_email", "friend_email_key", "status", "created_at",
           "qualified_at", "qualified_amount", "qualified_currency", "qualifying_event_id",
           "hold_until", "approved_at", "advocate_reward", "friend_reward", "reason", "reasons",
-          "history", "referral_id", "known")  # known: the friend had a referral (set per batch)
+          "history", "referral_id", "known")  # known: the friend had a referral (set true per batch)
 
 
 def _referral_columns() -> list[Column[Any]]:
@@ -96,7 +96,7 @@ class ReferralImport(BulkImport):
                     if (row := self._checked(line, fields, problem)) is not None]
             # Staged even once a row is bad: the checks across rows then report every problem.
             ids = new_ids("ref", len(rows))
-            stage.add([(stage.size + n, *row, ids[n], None) for n, row in enumerate(rows)])
+            stage.add([(stage.size + n, *row, ids[n], False) for n, row in enumerate(rows)])
             self.report.read += len(chunk)
             advance(len(chunk))
         stage.ready()
@@ -118,14 +118,16 @@ class ReferralImport(BulkImport):
     def _staged(self, line: int, row: ReferralRow) -> tuple[Any, ...]:
         reasons = json.dumps(row.reasons()) if row.reason else None
         history = f'{{"file": {self._file}, "line": {line}, "imported_as": "{row.imported_as}"}}'
+        friend_key = people.email_key(self.ctx, row.friend_email)
         return (line, row.advocate_external_id, row.advocate_email, self._key(row.advocate_email),
-                row.advocate_name, row.code, row.friend_external_id, row.friend_email,
-                self._key(row.friend_email), row.status.value, row.created_at, row.qualified_at,
-                row.qualified_amount, row.currency, row.qualifying_event_id, row.hold_until,
-                row.approved_at, row.advocate_reward, row.friend_reward, row.reason, reasons, history)
+                row.advocate_name, row.code, row.friend_external_id, row.friend_email, friend_key,
+                row.status.value, row.created_at, row.qualified_at, row.qualified_amount,
+                row.currency, row.qualifying_event_id, row.hold_until, row.approved_at,
+                row.advocate_reward, row.friend_reward, row.reason, reasons, history)
 
     def _key(self, email: str | None) -> str | None:
-        """The keyed hash of an email, as the API computes it (advocates repeat: remembered)."""
+        """The keyed hash of an advocate's email, as the API computes it (advocates repeat:
+        remembered; a friend's email is hashed once, so it is not kept)."""
         if email is None:
             return None
         key = self._email_keys.get(email)
@@ -185,6 +187,7 @@ class ReferralImport(BulkImport):
         postgresql = self.conn.dialect.name == "postgresql"
         self.stats.oldest = self.conn.scalar(select(func.min(self.stage.c.created_at)))
         for first, last, rows in self._batches(batch_size):
+            self.index_joins()
             self._write_batch(writes.Batch(
                 self.ctx.id, self.ctx.program.config_version, self.actor_id, self.stage.table,
                 self.stage.c.advocate_external_id.between(first, last), utcnow(), postgresql))

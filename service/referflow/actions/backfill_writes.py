@@ -90,11 +90,15 @@ def advocate_of(batch: Batch) -> ColumnElement[bool]:
 def known_friends(batch: Batch) -> Any:
     """Mark the batch's rows whose friend has a referral in the program already: once, before
     the batch writes (an anti-join against the referrals a statement is inserting would scan
-    them again for every row where PostgreSQL's statistics still think the table empty)."""
+    them again for every row where PostgreSQL's statistics still think the table empty).
+
+    Rows are staged with ``known`` false, so only the (usually few) known friends' rows are
+    rewritten: setting every row would rewrite the whole batch of the stage, and PostgreSQL
+    answered ``SET known = EXISTS (...)`` by scanning all of referrals once a batch."""
     s = batch.s
-    return update(batch.stage).where(batch.where).values(known=exists().where(
+    return update(batch.stage).where(batch.where, exists().where(
         Referral.program_id == batch.program_id,
-        Referral.friend_external_id == s.friend_external_id))
+        Referral.friend_external_id == s.friend_external_id)).values(known=True)
 
 
 def friend_is_new(batch: Batch) -> ColumnElement[bool]:

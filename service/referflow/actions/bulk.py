@@ -186,6 +186,9 @@ class BulkImport:
             # Batches insert into several indexes keyed by random ids and hashes: with SQLite's
             # default 2 MB page cache every insert would read its pages back from the file.
             self.conn.exec_driver_sql(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
+            # The staged rows live in the temp schema, which has a page cache of its own
+            # (2 MB): every check and batch would read a big stage back from its file.
+            self.conn.exec_driver_sql(f"PRAGMA temp.cache_size=-{SQLITE_CACHE_KIB}")
         else:
             self._postgres_session()
         self.report = Report()
@@ -218,6 +221,7 @@ class BulkImport:
         finally:
             if self.conn.dialect.name == "sqlite":
                 self.conn.exec_driver_sql("PRAGMA cache_size=-2000")  # SQLite's default, for the pool
+                self.conn.exec_driver_sql("PRAGMA temp.cache_size=-2000")
             self.conn.close()
 
     def fresh_statistics(self, added: int, tables: Sequence[str]) -> None:
@@ -230,6 +234,17 @@ class BulkImport:
         for table in tables:  # in the batch's transaction: its own new rows are sampled
             self.conn.exec_driver_sql(f"ANALYZE {table}")
         self._analyzed = self._grown
+
+    def index_joins(self) -> None:
+        """Have this transaction's joins probe an index for each staged row (PostgreSQL).
+
+        A batch joins its staged rows (tens of thousands) with live tables of up to millions.
+        A hash or merge join reads the whole live table at every batch, so an import would
+        read it once a batch (quadratic in the file) through a buffer pool that its inserts
+        need for the tables' indexes."""
+        if self.conn.dialect.name == "postgresql":
+            self.conn.exec_driver_sql("SET LOCAL enable_hashjoin = off")
+            self.conn.exec_driver_sql("SET LOCAL enable_mergejoin = off")
 
     def problem(self, line: int, error: BadRow | str) -> None:
         """Record a bad row."""

@@ -59,7 +59,8 @@ class ReferralStats:
         rollup = Rollup()
         for first, tier in new_advocates:
             rollup.add(self.program_id, self.days.day(first), None, tier, Delta(Metric.ADVOCATES))
-        claims, entries = self._grouped(batch, conn.dialect.name == "postgresql")
+        promoted = conn.scalar(_any_tier_changed(batch))
+        claims, entries = self._grouped(batch, conn.dialect.name == "postgresql", promoted)
         for slot, tier, count in conn.execute(claims):
             day = self.days.day(datetime.fromtimestamp(slot * SLOT, UTC))
             self._add(rollup, day, tier, stats.claim_deltas(), count)
@@ -69,7 +70,8 @@ class ReferralStats:
             move = Move(None, status, (reason,) if reason else (), seconds, committed,
                         currency or "")
             self._add(rollup, now_day, tier, stats.move_deltas(move), count)
-        self._add_tier_changed(conn, batch, rollup, now_day)
+        if promoted:
+            self._add_tier_changed(conn, batch, rollup, now_day)
         write(conn, rollup)
 
     def _add(self, rollup: Rollup, day: Any, tier: str | None, deltas: list[Delta],
@@ -78,14 +80,14 @@ class ReferralStats:
             rollup.add(self.program_id, day, None, tier,
                        replace(delta, count=delta.count * count, amount=delta.amount * count))
 
-    def _grouped(self, batch: Batch, postgresql: bool) -> tuple[Any, Any]:
+    def _grouped(self, batch: Batch, postgresql: bool, promoted: bool) -> tuple[Any, Any]:
         """The batch's inserted referrals (of advocates without tier changes) counted as claims,
         by quarter hour and tier, and as history entries, by tier, status, reason, committed
-        rewards, currency and reward bucket."""
+        rewards, currency and reward bucket (``promoted``: some advocate's tier changed)."""
         s = batch.s
         inserted = (batch.stage.join(Referral, Referral.id == s.referral_id)
                     .join(Advocate, Advocate.id == Referral.advocate_id))
-        where = (batch.where, ~_tier_changed(Referral.advocate_id))
+        where = (batch.where, ~_tier_changed(Referral.advocate_id)) if promoted else (batch.where,)
         bucket = case((s.status == str(REWARDED), self._bucket(batch, s.created_at)), else_=None)
 
         def counted(*columns: Any) -> Any:
@@ -138,6 +140,15 @@ def _committed(s: Any) -> Any:
 def _tier_changed(advocate_id: Any) -> Any:
     return exists().where(AdvocateEvent.advocate_id == advocate_id,
                           AdvocateEvent.action == TIER_CHANGED)
+
+
+def _any_tier_changed(batch: Batch) -> Any:
+    """Whether any of the batch's advocates has had a tier change: once per advocate, so
+    the batch's rows are not each looked up (an import's own new advocates have none)."""
+    advocates = select(batch.s.advocate_external_id).where(batch.where)
+    return select(exists().where(
+        Advocate.program_id == batch.program_id, Advocate.external_id.in_(advocates),
+        _tier_changed(Advocate.id)))
 
 
 def _tiers(conn: Connection, program_id: str, advocate_ids: Sequence[str] | set[str]) -> Tiers:

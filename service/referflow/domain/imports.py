@@ -9,10 +9,12 @@ these tables in prose.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from types import MappingProxyType
+from typing import NamedTuple
 
 from referflow.domain import referral as states
 from referflow.domain.codes import VANITY_RE, normalise_code
@@ -122,9 +124,11 @@ class ImportRules:
     now: datetime
 
 
-@dataclass(frozen=True, slots=True)
-class ReferralRow:
-    """One referral as it will be stored (``status`` is referflow's, ``imported_as`` the file's)."""
+class ReferralRow(NamedTuple):
+    """One referral as it will be stored (``status`` is referflow's, ``imported_as`` the file's).
+
+    A named tuple: immutable like a frozen dataclass, and several times cheaper to build (a
+    million of them a file)."""
 
     advocate_external_id: str
     advocate_email: str | None
@@ -171,42 +175,42 @@ def check_referral(fields: Mapping[str, object], rules: ImportRules) -> Referral
     unknown = fields.keys() - REFERRAL_COLUMNS.keys()
     if unknown:
         raise BadRow(f"{min(unknown)}: not a column of a referral import")
-    given = _given(fields)
-    imported_as = _required(given, "status")
+    given, text = _given(fields)
+    imported_as = _required(text, "status")
     status = IMPORTED_STATUS.get(imported_as)
     if status is None:
         raise BadRow(f"status: {imported_as!r} is not one of {', '.join(IMPORTED_STATUS)}")
     extra = given.keys() & _NOT_ALLOWED[imported_as]
     if extra:
         raise BadRow(f"{min(extra)}: a {imported_as} referral does not carry it")
-    created_at = _past_time(given, "created_at", rules.now)
+    created_at = _past_time(text, "created_at", rules.now)
     if created_at is None:
         raise BadRow("created_at: required")
-    qualified_at = _past_time(given, "qualified_at", rules.now) or (
+    qualified_at = _past_time(text, "qualified_at", rules.now) or (
         created_at if status in states.QUALIFIED_STATUSES else None)
     _not_before(qualified_at, created_at, "qualified_at", "created_at")
-    approved_at = _past_time(given, "approved_at", rules.now) or (
+    approved_at = _past_time(text, "approved_at", rules.now) or (
         qualified_at if status in (states.APPROVED, states.REWARDED) else None)
     _not_before(approved_at, qualified_at or created_at, "approved_at", "qualified_at")
-    hold_until = _time(given, "hold_until") or (
+    hold_until = _time(text, "hold_until") or (
         qualified_at + timedelta(days=rules.hold_days) if qualified_at and status == states.HELD
         else None)
     _not_before(hold_until, qualified_at, "hold_until", "qualified_at")
-    amount, currency = _amount(given, rules.currency)
+    amount, currency = _amount(given, text, rules.currency)
     return ReferralRow(
-        advocate_external_id=_required(given, "advocate_external_id"),
-        advocate_email=_email(given, "advocate_email"),
-        advocate_name=_text(given, "advocate_name"),
-        code=_code(given),
-        friend_external_id=_required(given, "friend_external_id"),
-        friend_email=_email(given, "friend_email"),
+        advocate_external_id=_required(text, "advocate_external_id"),
+        advocate_email=_email(text, "advocate_email"),
+        advocate_name=text("advocate_name"),
+        code=_code(text),
+        friend_external_id=_required(text, "friend_external_id"),
+        friend_email=_email(text, "friend_email"),
         imported_as=imported_as, status=status, created_at=created_at,
         qualified_at=qualified_at, qualified_amount=amount, currency=currency,
-        qualifying_event_id=_text(given, "qualifying_event_id"),
+        qualifying_event_id=text("qualifying_event_id"),
         hold_until=hold_until, approved_at=approved_at,
         advocate_reward=_minor(given, "advocate_reward"),
         friend_reward=_minor(given, "friend_reward"),
-        reason=_reason(given),
+        reason=_reason(text),
     )
 
 
@@ -221,9 +225,14 @@ _LIMITS: dict[str, int] = {
 }
 
 
-def _given(fields: Mapping[str, object]) -> dict[str, object]:
-    """The row's values that are there: strings trimmed, empty strings and nulls left out."""
+Text = Callable[[str], "str | None"]  # a text column's value (None: not given), or BadRow
+
+
+def _given(fields: Mapping[str, object]) -> tuple[dict[str, object], Text]:
+    """The row's values that are there (strings trimmed, empty strings and nulls left out),
+    and the reader of its text columns."""
     given: dict[str, object] = {}
+    texts_only = True
     for name, value in fields.items():
         if isinstance(value, str):
             value = value.strip()
@@ -233,8 +242,11 @@ def _given(fields: Mapping[str, object]) -> dict[str, object]:
                 raise BadRow(f"{name}: longer than {_LIMITS.get(name, 64)} characters")
         elif value is None:
             continue
+        else:
+            texts_only = False
         given[name] = value
-    return given
+    # Every value a text (a CSV row): the dict answers for _text without its check.
+    return given, given.get if texts_only else partial(_text, given)  # type: ignore[return-value]
 
 
 def _plain(value: object, name: str) -> str | None:
@@ -256,22 +268,22 @@ def _text(given: Mapping[str, object], name: str) -> str | None:
     return value
 
 
-def _required(given: Mapping[str, object], name: str) -> str:
-    value = _text(given, name)
+def _required(text: Text, name: str) -> str:
+    value = text(name)
     if value is None:
         raise BadRow(f"{name}: required")
     return value
 
 
-def _email(given: Mapping[str, object], name: str) -> str | None:
-    value = _text(given, name)
+def _email(text: Text, name: str) -> str | None:
+    value = text(name)
     if value is not None and not _EMAIL.match(value):
         raise BadRow(f"{name}: not an email address")
     return value
 
 
-def _code(given: Mapping[str, object]) -> str | None:
-    value = _text(given, "code")
+def _code(text: Text) -> str | None:
+    value = text("code")
     if value is None:
         return None
     code = normalise_code(value)
@@ -280,15 +292,15 @@ def _code(given: Mapping[str, object]) -> str | None:
     return code
 
 
-def _reason(given: Mapping[str, object]) -> str | None:
-    value = _text(given, "reason")
+def _reason(text: Text) -> str | None:
+    value = text("reason")
     if value is not None and not _REASON.match(value):
         raise BadRow("reason: a code of a-z, 0-9 and '_' (up to 40)")
     return value
 
 
-def _time(given: Mapping[str, object], name: str) -> datetime | None:
-    value = _text(given, name)
+def _time(text: Text, name: str) -> datetime | None:
+    value = text(name)
     if value is None:
         return None
     try:
@@ -297,8 +309,8 @@ def _time(given: Mapping[str, object], name: str) -> datetime | None:
         raise BadRow(f"{name}: not an RFC 3339 time with an offset") from None
 
 
-def _past_time(given: Mapping[str, object], name: str, now: datetime) -> datetime | None:
-    value = _time(given, name)
+def _past_time(text: Text, name: str, now: datetime) -> datetime | None:
+    value = _time(text, name)
     if value is not None and states.in_the_future(value, now):
         raise BadRow(f"{name}: in the future")
     return value
@@ -320,9 +332,10 @@ def _minor(given: Mapping[str, object], name: str) -> int | None:
     return value
 
 
-def _amount(given: Mapping[str, object], program_currency: str) -> tuple[int | None, str | None]:
+def _amount(given: Mapping[str, object], text: Text,
+            program_currency: str) -> tuple[int | None, str | None]:
     amount = _minor(given, "qualified_amount")
-    currency = _text(given, "currency")
+    currency = text("currency")
     if currency is not None and currency.upper() != program_currency:
         raise BadRow(f"currency: the program's currency is {program_currency}")
     if amount is not None and currency is None:
