@@ -39,6 +39,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -185,8 +187,9 @@ def setup_program(base: str, url: str, seed: int) -> tuple[str, str, list[str]]:
     return key, program_id, codes
 
 
-def run_referflow(kind: str, opts: dict[str, Any], echo: Case) -> tuple[list[Case], list[float]]:
-    """claim+qualify and ingress against `referflow serve` on one database."""
+@contextmanager
+def referflow_served(kind: str, opts: dict[str, Any]) -> Iterator[Served]:
+    """`referflow serve` on a fresh database of ``kind``, with the bench program set up."""
     with database(kind) as url, tempfile.TemporaryDirectory() as tmp:
         upgrade(url)
         port = free_port()
@@ -198,47 +201,60 @@ def run_referflow(kind: str, opts: dict[str, Any], echo: Case) -> tuple[list[Cas
             key, program_id, codes = setup_program(base, url, opts["seed"])
             codes_file = Path(tmp) / "codes.txt"
             codes_file.write_text("\n".join(codes) + "\n")
-            tag = secrets.token_hex(3)
-            wrk(base, "claim_qualify.lua", [key, f"warm{tag}", str(codes_file)],
-                {**opts, "seconds": 2}, "warm-up")
-            cases = [measured(proc.pid, opts, f"{kind}-claim-qualify", lambda: wrk(
-                base, "claim_qualify.lua", [key, f"run{tag}", str(codes_file)], opts,
-                "claim+qualify"))]
-            events = Path(tmp) / "stripe.txt"
-            signed_deliveries(events, opts["events"], tag)
-            cases.append(measured(proc.pid, opts, f"{kind}-ingress", lambda: wrk(
-                f"{base}/v1/ingress/{program_id}/stripe", "ingress.lua",
-                [str(events), str(opts["threads"])], opts, "ingress (stripe)")))
-            rss = [rss_mb(pid) for pid in worker_pids(proc.pid)]
+            yield Served(url, Path(tmp), proc.pid, base, key, program_id, str(codes_file))
+
+
+@dataclass
+class Served:
+    """A running referflow of the bench: its database, files, master pid, URL and program."""
+
+    url: str
+    tmp: Path
+    pid: int
+    base: str
+    key: str
+    program_id: str
+    codes_file: str
+
+
+def run_referflow(kind: str, opts: dict[str, Any], echo: Case) -> tuple[list[Case], list[float]]:
+    """claim+qualify and ingress against `referflow serve` on one database."""
+    with referflow_served(kind, opts) as server:
+        base, key, program_id, codes_file = (server.base, server.key, server.program_id,
+                                             server.codes_file)
+        tag = secrets.token_hex(3)
+        wrk(base, "claim_qualify.lua", [key, f"warm{tag}", codes_file],
+            {**opts, "seconds": 2}, "warm-up")
+        cases = [measured(server.pid, opts, f"{kind}-claim-qualify", lambda: wrk(
+            base, "claim_qualify.lua", [key, f"run{tag}", codes_file], opts,
+            "claim+qualify"))]
+        events = server.tmp / "stripe.txt"
+        signed_deliveries(events, opts["events"], tag)
+        cases.append(measured(server.pid, opts, f"{kind}-ingress", lambda: wrk(
+            f"{base}/v1/ingress/{program_id}/stripe", "ingress.lua",
+            [str(events), str(opts["threads"])], opts, "ingress (stripe)")))
+        rss = [rss_mb(pid) for pid in worker_pids(server.pid)]
     return cases, rss
 
 
 def run_scale(kind: str, opts: dict[str, Any]) -> tuple[Case, Case]:
     """Claims alone at --seed referrals, then at 1M referrals of 100k advocates."""
-    with database(kind) as url, tempfile.TemporaryDirectory() as tmp:
-        upgrade(url)
-        port = free_port()
-        cmd = [sys.executable, "-m", "referflow.cli", "serve", "--no-demo", "--host", "127.0.0.1",
-               "--port", str(port), "--workers", str(opts["workers"]),
-               "--threads", str(opts["server_threads"])]
-        with served(cmd, port, {**gunicorn_env(), "DATABASE_URL": url}, ROOT):
-            base = f"http://127.0.0.1:{port}"
-            key, program_id, codes = setup_program(base, url, opts["seed"])
-            codes_file = Path(tmp) / "codes.txt"
-            codes_file.write_text("\n".join(codes) + "\n")
-            cases = []
-            for size, advocates in ((opts["seed"], 0), (opts["scale"], opts["scale"] // 10)):
-                if advocates:
-                    started = time.perf_counter()
-                    seed_advocates(url, program_id, advocates)
-                    seed_referrals(url, program_id, size)
-                    click.echo(f"  (seeded {size:,} referrals of {advocates:,} advocates in "
-                               f"{time.perf_counter() - started:.0f} s)")
-                tag = secrets.token_hex(3)
-                wrk(base, "claim.lua", [key, f"warm{tag}", str(codes_file)],
-                    {**opts, "seconds": 2}, "warm-up")
-                cases.append(wrk(base, "claim.lua", [key, f"run{tag}", str(codes_file)], opts,
-                                 f"claim at {size:,}"))
+    with referflow_served(kind, opts) as server:
+        url, base, key, program_id = server.url, server.base, server.key, server.program_id
+        codes_file = server.codes_file
+        cases = []
+        for size, advocates in ((opts["seed"], 0), (opts["scale"], opts["scale"] // 10)):
+            if advocates:
+                started = time.perf_counter()
+                seed_advocates(url, program_id, advocates)
+                seed_referrals(url, program_id, size)
+                click.echo(f"  (seeded {size:,} referrals of {advocates:,} advocates in "
+                           f"{time.perf_counter() - started:.0f} s)")
+            tag = secrets.token_hex(3)
+            wrk(base, "claim.lua", [key, f"warm{tag}", codes_file],
+                {**opts, "seconds": 2}, "warm-up")
+            cases.append(wrk(base, "claim.lua", [key, f"run{tag}", codes_file], opts,
+                             f"claim at {size:,}"))
     return cases[0], cases[1]
 
 
