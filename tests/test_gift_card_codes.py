@@ -230,3 +230,29 @@ def test_migrate_hides_the_codes_of_an_existing_database(empty_url, monkeypatch)
         assert list(conn.scalars(sa.text("SELECT code FROM gift_cards ORDER BY id"))) == codes
         assert conn.scalar(sa.text("SELECT code FROM rewards")) == codes[0]
     engine.dispose()
+
+
+def test_a_migration_that_fails_half_way_leaves_nothing_behind(empty_url, monkeypatch):
+    """One transaction, DDL included (SQLite too): the columns 0018 added before it failed are
+    gone, the version is still 0017, and the same upgrade succeeds once the cause is fixed."""
+    upgrade(empty_url, PREVIOUS_HEAD)
+    _legacy_rows(empty_url, 2)
+
+    def broken(_secret: str, _raw: str) -> str:
+        raise RuntimeError("the hashing failed")
+
+    monkeypatch.setattr("referflow.domain.codes.gift_card_code_key", broken)
+    with pytest.raises(RuntimeError, match="the hashing failed"):
+        upgrade(empty_url, secret_keys=[SECRET_KEY], hash_key=SECRET_KEY)
+    engine = sa.create_engine(empty_url)
+    with engine.connect() as conn:
+        columns = {c["name"] for c in sa.inspect(conn).get_columns("gift_cards")}
+        assert "code" in columns and not columns & {"code_hash", "code_encrypted", "code_last4"}
+        assert conn.scalar(sa.text("SELECT version_num FROM alembic_version")) == PREVIOUS_HEAD
+    engine.dispose()
+    monkeypatch.undo()
+    upgrade(empty_url, secret_keys=[SECRET_KEY], hash_key=SECRET_KEY)
+    engine = sa.create_engine(empty_url)
+    with engine.connect() as conn:
+        assert conn.scalar(sa.text("SELECT count(*) FROM gift_cards WHERE code_hash IS NOT NULL")) == 2
+    engine.dispose()
