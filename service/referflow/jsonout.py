@@ -13,34 +13,16 @@ bits (which orjson refuses) falls back to the standard encoder.
 
 from __future__ import annotations
 
-import dataclasses
-import decimal
 import json
-import uuid
-from datetime import date
 from typing import Any, cast
 
 import orjson
 from flask import Response
 from flask.json.provider import DefaultJSONProvider
-from werkzeug.http import http_date
 
 # str, int, dict and list subclasses (StrEnum members) and enums are written by value, as the
-# standard encoder does; dates and dataclasses go through Flask's rules in ``_default``.
+# standard encoder does; dates and dataclasses go through Flask's own ``default``.
 OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
-
-
-def _default(value: Any) -> Any:
-    """Flask's conversions, for what orjson is told to pass through."""
-    if isinstance(value, date):
-        return http_date(value)
-    if isinstance(value, decimal.Decimal | uuid.UUID):
-        return str(value)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return dataclasses.asdict(value)
-    if hasattr(value, "__html__"):
-        return str(value.__html__())
-    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
 class OrjsonProvider(DefaultJSONProvider):
@@ -61,7 +43,7 @@ class OrjsonProvider(DefaultJSONProvider):
 
     def _bytes(self, obj: Any) -> bytes:
         try:
-            return orjson.dumps(obj, default=_default, option=OPTIONS)
+            return orjson.dumps(obj, default=self.default, option=OPTIONS)
         except orjson.JSONEncodeError:  # e.g. an integer beyond 64 bits: the standard encoder
             return json.dumps(obj, default=self.default, ensure_ascii=False,
                               separators=(",", ":")).encode()
