@@ -4,11 +4,13 @@
     python bench/inproc.py --db postgres --count 500
     python bench/inproc.py --profile bench/profiles/inproc.prof   # + cProfile of the loop
     python bench/inproc.py --flame bench/profiles/sqlite-inproc-after.svg   # + py-spy flame graph
+    python bench/inproc.py --only ingress --profile /tmp/ingress.prof       # one case alone
 
 Runs the real app through Flask's test client in this process (no HTTP server, no other load
-counted): CPU time (process_time) is the figure to steer by on a shared machine; wall time is
-printed too. Statements are counted by a ``before_cursor_execute`` listener, commits and flushes
-by session events. PostgreSQL uses a database made next to BENCH_PG_URL's and dropped after.
+counted): CPU time (process_time, the median of six slices) is the figure to steer by on a
+shared machine, and a bare Flask echo measured in the same run turns it into echo requests;
+wall time is printed too. Statements are counted by a ``before_cursor_execute`` listener,
+commits and flushes by session events. PostgreSQL uses a database made next to BENCH_PG_URL's and dropped after.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import hashlib
 import hmac
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -31,6 +34,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 sys.path.insert(0, str(Path(__file__).parent))
+from echo_app import app as echo_app  # noqa: E402
 from load import database, seed_referrals  # noqa: E402
 from referflow.app import create_app  # noqa: E402
 from referflow.config import Settings  # noqa: E402
@@ -98,13 +102,21 @@ def _stripe(n: int) -> tuple[bytes, dict[str, str]]:
 
 
 def _measure(name: str, count: int, counts: Counts, step: Callable[[int], Any]) -> dict[str, Any]:
+    """Run ``step`` count times; CPU per request is the median of six slices (a shared machine's
+    bursts of other work land in one slice, not in the figure)."""
     counts.take()
-    cpu, wall = time.process_time(), time.perf_counter()
-    for n in range(count):
-        step(n)
-    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    slices: list[float] = []
+    wall = time.perf_counter()
+    bounds = [count * k // 6 for k in range(7)]
+    for start, stop in zip(bounds, bounds[1:], strict=False):
+        cpu = time.process_time()
+        for n in range(start, stop):
+            step(n)
+        if stop > start:
+            slices.append((time.process_time() - cpu) / (stop - start))
+    wall = time.perf_counter() - wall
     statements, flushes, commits = counts.take()
-    row = {"case": name, "cpu_ms": 1000 * cpu / count, "wall_ms": 1000 * wall / count,
+    row = {"case": name, "cpu_ms": 1000 * statistics.median(slices), "wall_ms": 1000 * wall / count,
            "statements": statements / count, "flushes": flushes / count, "commits": commits / count}
     click.echo(f"{name:<10} cpu {row['cpu_ms']:6.2f} ms  wall {row['wall_ms']:6.2f} ms  "
                f"statements {row['statements']:5.1f}  flushes {row['flushes']:4.1f}  "
@@ -121,8 +133,10 @@ def _measure(name: str, count: int, counts: Counts, step: Callable[[int], Any]) 
 @click.option("--flame", type=click.Path(dir_okay=False),
               help="Record the measured loops with py-spy into this SVG")
 @click.option("--statements", is_flag=True, help="Print the statements of one claim and qualify")
+@click.option("--only", "only", type=click.Choice(["claim", "qualify", "ingress"]),
+              help="Measure (and profile) one case alone; qualify still claims first, unmeasured")
 def main(db: str, count: int, seed: int, profile_path: str | None, flame: str | None,
-         statements: bool) -> None:
+         statements: bool, only: str | None) -> None:
     with database(db) as url:
         url = url.replace("postgresql://", "postgresql+psycopg://", 1)
         upgrade(url)
@@ -154,6 +168,12 @@ def main(db: str, count: int, seed: int, profile_path: str | None, flame: str | 
             assert answer.status_code == 200, answer.get_json()
 
         deliveries = iter([_stripe(n) for n in range(count + 21)])
+        echo_client = echo_app.test_client()
+
+        def echo(n: int) -> None:  # the bare framework's own cost, measured in the same run
+            answer = echo_client.post("/echo", headers={"Content-Type": "application/json"},
+                                      data=json.dumps({"code": codes[n % len(codes)]}))
+            assert answer.status_code == 200
 
         def ingress(_n: int) -> None:
             body, headers = next(deliveries)
@@ -164,6 +184,7 @@ def main(db: str, count: int, seed: int, profile_path: str | None, flame: str | 
             claim(n)
             qualify(n)
             ingress(n)
+            echo(n)
         claimed.clear()
         if statements:
             for name, step in (("claim", claim), ("qualify", qualify), ("ingress", ingress)):
@@ -180,12 +201,19 @@ def main(db: str, count: int, seed: int, profile_path: str | None, flame: str | 
                                     "--format", "flamegraph", "--output", flame],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(1.0)
+        if only == "qualify":
+            for n in range(count):
+                claim(n)
         profiler = cProfile.Profile(time.process_time) if profile_path else None  # CPU time
         if profiler:
             profiler.enable()
         click.echo(f"== {db}, {seed:,} referrals seeded, {count} requests a case")
-        rows = [_measure("claim", count, counts, claim), _measure("qualify", count, counts, qualify),
-                _measure("ingress", count, counts, ingress)]
+        cases = (("claim", claim), ("qualify", qualify), ("ingress", ingress))
+        rows = [_measure(name, count, counts, step) for name, step in cases
+                if only in (None, name)]
+        base = _measure("echo", count, counts, echo)["cpu_ms"]
+        click.echo("in echo requests: " + ", ".join(
+            f"{row['case']} x{row['cpu_ms'] / base:.1f}" for row in rows))
         if profiler:
             profiler.disable()
             profiler.dump_stats(profile_path)

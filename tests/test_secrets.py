@@ -368,3 +368,25 @@ def test_the_migration_of_a_fresh_database_needs_no_key(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # Settings.from_env is never asked: no instance/ appears
     upgrade(f"sqlite:///{tmp_path / 'fresh.db'}")
     assert not (tmp_path / "instance").exists()
+
+
+def test_configuration_secrets_are_kept_open_bearer_values_never(monkeypatch):
+    """A delivery's webhook secret is opened once per token; gift-card codes on every read."""
+    ring = Keyring(["k1"])
+    opened: list[str] = []
+    real_open = Keyring._open
+
+    def counting_open(self: Keyring, purpose: str, stored: str, fernet: Any) -> bytes:
+        opened.append(purpose)
+        return real_open(self, purpose, stored, fernet)
+
+    monkeypatch.setattr(Keyring, "_open", counting_open)
+    secret = ring.encrypt("provider_configs.webhook_secrets", '["whsec_1"]')
+    code = ring.encrypt("gift_cards.code", "GIFT-1234")
+    for _ in range(3):
+        assert ring.decrypt("provider_configs.webhook_secrets", secret) == '["whsec_1"]'
+        assert ring.decrypt("gift_cards.code", code) == "GIFT-1234"
+    assert opened.count("provider_configs.webhook_secrets") == 1
+    assert opened.count("gift_cards.code") == 3
+    with pytest.raises(UnreadableSecret):  # a token of another keyring is refused, cached or not
+        Keyring(["k2"]).decrypt("provider_configs.webhook_secrets", secret)

@@ -49,7 +49,7 @@ def loads_strict(raw: bytes) -> Any:
         raise BadRequest("the JSON body is nested too deeply", code="too_deep") from exc
     except (UnicodeDecodeError, ValueError) as exc:
         raise BadRequest(f"the body is not valid JSON: {exc}", code="invalid_json") from exc
-    if _depth(data) > MAX_DEPTH:
+    if _too_deep(data):
         raise BadRequest(f"the JSON body is nested deeper than {MAX_DEPTH}", code="too_deep")
     if _UNSTORABLE_ESCAPE.search(text):  # only then walk the strings (to name the path)
         _check_strings(data, "")
@@ -81,11 +81,18 @@ def _check_strings(value: Any, path: str) -> None:
             _check_strings(item, f"{path}/{index}")
 
 
-def _depth(value: Any, level: int = 1) -> int:
-    if level > MAX_DEPTH:
-        return level
-    if isinstance(value, dict):
-        return max((_depth(v, level + 1) for v in value.values()), default=level)
-    if isinstance(value, list):
-        return max((_depth(v, level + 1) for v in value), default=level)
-    return level
+def _too_deep(value: Any) -> bool:
+    """Tell whether a value nests deeper than MAX_DEPTH (a scalar at the top is depth 1).
+
+    Iterative, containers only, and it stops at the first one too deep: a non-empty object or
+    array at level MAX_DEPTH puts its members below the limit.
+    """
+    stack = [(value, 1)] if isinstance(value, (dict, list)) else []
+    while stack:
+        container, level = stack.pop()
+        members = container.values() if isinstance(container, dict) else container
+        if members and level >= MAX_DEPTH:
+            return True
+        stack.extend((member, level + 1) for member in members
+                     if isinstance(member, (dict, list)))
+    return False

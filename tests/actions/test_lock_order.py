@@ -45,7 +45,7 @@ def test_a_claim_and_an_approval_under_a_spend_cap_do_not_deadlock(app, client, 
     expire_hold(app, held["id"])
     db = app.extensions["referflow"].db
     program_locked, advocate_locked = threading.Event(), threading.Event()
-    real = locks.serialise_on
+    real, real_load = locks.serialise_on, locks.lock_and_load
 
     def approver(session, model, row_id, column):
         real(session, model, row_id, column)
@@ -55,11 +55,12 @@ def test_a_claim_and_an_approval_under_a_spend_cap_do_not_deadlock(app, client, 
 
     def claimer(session, model, row_id, column):
         program_locked.wait(3)
-        real(session, model, row_id, column)
+        row = real_load(session, model, row_id, column)
         advocate_locked.set()
+        return row
 
     monkeypatch.setattr(lifecycle, "serialise_on", approver)
-    monkeypatch.setattr(referrals, "serialise_on", claimer)
+    monkeypatch.setattr(referrals, "lock_and_load", claimer)
 
     def release():
         with db.session() as session:

@@ -29,7 +29,7 @@ from referflow.domain.calendar import month_start, next_month_start
 from referflow.domain.program import REWARD_SIDES, Reward, Tier
 from referflow.domain.timeutil import to_rfc3339, utcnow
 from referflow.errors import NotFound, ValidationFailed
-from referflow.storage.locks import serialise_on
+from referflow.storage.locks import lock_and_load, serialise_on
 from referflow.storage.models import (
     Advocate,
     AdvocateEvent,
@@ -45,8 +45,7 @@ TIERS = Actor("system", "tiers")
 
 def lock_referral(session: Session, referral: Referral) -> None:
     """Take the referral's row lock (the first in the lock order) and reread it under the lock."""
-    serialise_on(session, Referral, referral.id, "status")
-    session.refresh(referral)
+    lock_and_load(session, Referral, referral.id, "status")
 
 
 def approve(session: Session, ctx: ProgramContext, referral: Referral, actor: Actor, action: str,
@@ -152,8 +151,7 @@ def update_tier(session: Session, ctx: ProgramContext, advocate: Advocate, now: 
     """
     if not ctx.config.tiers:
         return
-    serialise_on(session, Advocate, advocate.id, "flagged")  # against a tier set by hand meanwhile
-    session.refresh(advocate)
+    lock_and_load(session, Advocate, advocate.id, "flagged")  # against a tier set by hand meanwhile
     if advocate.tier_manual:
         return
     tier, approved = _reached(session, ctx, advocate)
@@ -178,8 +176,7 @@ def set_tier(session: Session, ctx: ProgramContext, advocate_id: str, body: dict
                                                      Advocate.id == advocate_id))
     if advocate is None:
         raise NotFound("advocate not found", code="advocate_not_found")
-    serialise_on(session, Advocate, advocate.id, "flagged")
-    session.refresh(advocate)
+    lock_and_load(session, Advocate, advocate.id, "flagged")
     tier, approved = _reached(session, ctx, advocate)
     if not body.get("automatic"):
         tier = _named_tier(ctx, body["tier"])

@@ -33,7 +33,7 @@ from referflow.domain import referral as states
 from referflow.domain.codes import new_id, normalise_code
 from referflow.domain.timeutil import parse_rfc3339, to_rfc3339, utcnow
 from referflow.errors import Conflict, NotFound, ValidationFailed
-from referflow.storage.locks import serialise_on
+from referflow.storage.locks import lock_and_load
 from referflow.storage.models import (
     Advocate,
     Click,
@@ -121,8 +121,7 @@ def _create_referral(session: Session, ctx: ProgramContext, body: dict[str, Any]
                      actor: Actor) -> Referral:
     code, click = _resolve_code(session, ctx, body)
     # Velocity counts this advocate's recent claims: parallel claims must see each other.
-    serialise_on(session, Advocate, code.advocate_id, "flagged")
-    advocate = session.get(Advocate, code.advocate_id)
+    advocate = lock_and_load(session, Advocate, code.advocate_id, "flagged")
     assert advocate is not None
     now = utcnow()
     context = body.get("context", {})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import secrets
 
@@ -11,14 +12,14 @@ from referflow.domain.hashing import keyed_hash
 CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"
 REFERRAL_CODE_LENGTH = 8  # 30**8 ~ 6.6e11 codes: unguessable by enumeration at any sane rate
 GIFT_CARD_CODE_LENGTH = 16
-GIFT_CARD_SHOWN = 4  # the characters lists and the dashboard show of a gift-card code
+GIFT_CARD_SHOWN = 4  # the characters lists and the dashboard show of a gift-card or reward code
 VANITY_RE = re.compile(r"^[A-Z0-9][A-Z0-9_-]{2,31}$")
 _ID_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
 
 
 def new_id(prefix: str) -> str:
     """Return an opaque, random id like ``ref_8k2...`` (prefix + 20 base-36 chars)."""
-    return prefix + "_" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(20))
+    return f"{prefix}_{_random_strings(_ID_ALPHABET, 20, 1)[0]}"
 
 
 def new_ids(prefix: str, count: int) -> list[str]:
@@ -31,13 +32,18 @@ def new_referral_codes(count: int) -> list[str]:
     return _random_strings(CODE_ALPHABET, REFERRAL_CODE_LENGTH, count)
 
 
+@functools.cache
+def _translation(alphabet: str) -> tuple[bytes, bytes]:
+    """Return the byte table onto ``alphabet`` and the bytes to drop (made once an alphabet)."""
+    size = len(alphabet)
+    keep = 256 - 256 % size
+    return bytes(ord(alphabet[b % size]) for b in range(256)), bytes(range(keep, 256))
+
+
 def _random_strings(alphabet: str, length: int, count: int) -> list[str]:
     # Random bytes mapped onto the alphabet by one C-level translate; bytes at or above the
     # largest multiple of len(alphabet) are dropped, so every character stays equally likely.
-    size = len(alphabet)
-    keep = 256 - 256 % size
-    table = bytes(ord(alphabet[b % size]) for b in range(256))
-    drop = bytes(range(keep, 256))
+    table, drop = _translation(alphabet)
     need = length * count
     chars = ""
     while len(chars) < need:
@@ -46,7 +52,7 @@ def _random_strings(alphabet: str, length: int, count: int) -> list[str]:
 
 
 def _random_code(length: int) -> str:
-    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(length))
+    return _random_strings(CODE_ALPHABET, length, 1)[0]
 
 
 def new_referral_code() -> str:
@@ -70,7 +76,8 @@ def gift_card_code_key(secret: str, raw: str) -> str:
 
 
 def gift_card_code_tail(code: str) -> str:
-    """Return the last characters of a gift-card code: enough to tell cards apart, not to spend."""
+    """Return the last characters of a bearer code (a gift card's, a reward's discount or card
+    code): enough to tell codes apart, not to spend."""
     return normalise_code(code)[-GIFT_CARD_SHOWN:]
 
 

@@ -23,6 +23,13 @@ from referflow.errors import UnreadableSecret
 ENVELOPE = "rfenc:v1:"
 SALT = b"referflow/secrets-at-rest/v1"
 KEY_NAMES = "REFERFLOW_SECRET_KEY nor one of REFERFLOW_OLD_SECRET_KEYS"
+# Configuration secrets read on every provider delivery or webhook send: their plain text is
+# kept per stored token (a token decrypts to the same text for as long as its keyring lives),
+# so a delivery does not pay a Fernet open. Bearer values (gift-card codes, stored answers) are
+# never kept.
+KEPT_PURPOSES = frozenset({"provider_configs.webhook_secrets", "provider_configs.credentials",
+                           "webhook_subscriptions.secret"})
+KEPT_MAX = 512
 
 
 def derive(secret_key: str, purpose: str) -> Fernet:
@@ -45,6 +52,7 @@ class Keyring:
             raise UnreadableSecret("no secret key configured: set REFERFLOW_SECRET_KEY")
         self.keys = tuple(keys)
         self._fernets: dict[str, tuple[Fernet, MultiFernet]] = {}
+        self._kept: dict[tuple[str, str], str] = {}
 
     def _for(self, purpose: str) -> tuple[Fernet, MultiFernet]:
         pair = self._fernets.get(purpose)
@@ -59,7 +67,15 @@ class Keyring:
 
     def decrypt(self, purpose: str, stored: str) -> str:
         """Return the plain text of a stored value, or raise UnreadableSecret."""
-        return self._open(purpose, stored, self._for(purpose)[1]).decode()
+        if purpose not in KEPT_PURPOSES:
+            return self._open(purpose, stored, self._for(purpose)[1]).decode()
+        plain = self._kept.get((purpose, stored))
+        if plain is None:
+            plain = self._open(purpose, stored, self._for(purpose)[1]).decode()
+            if len(self._kept) >= KEPT_MAX:
+                self._kept.clear()
+            self._kept[(purpose, stored)] = plain
+        return plain
 
     def reencrypt(self, purpose: str, stored: str) -> str | None:
         """Return ``stored`` re-encrypted under the current key; None when it already is.
