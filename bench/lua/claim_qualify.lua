@@ -3,14 +3,13 @@
 -- A claim answers 201 with the referral; its id queues a qualify (first_order, 42.00 USD),
 -- which answers 200. Requests alternate as answers come in: a queued referral is qualified
 -- before the next friend is claimed.
-dofile(debug.getinfo(1, "S").source:sub(2):match("(.*/)") .. "report.lua")
+local here = debug.getinfo(1, "S").source:sub(2):match("(.*/)")
+dofile(here .. "report.lua")
+dofile(here .. "claims.lua")
 
 function init(args)
-  headers = {["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. args[1]}
-  tag = args[2]
-  codes = {}
-  for line in io.lines(args[3]) do codes[#codes + 1] = line end
-  queue, first, last, claimed = {}, 1, 0, 0
+  claim_setup(args)
+  queue, first, last = {}, 1, 0
 end
 
 function request()
@@ -21,12 +20,7 @@ function request()
       '{"referral_id":"%s","event":{"id":"in_%s","type":"first_order","amount":4200,' ..
       '"currency":"USD","occurred_at":"%s"}}', id, id, os.date("!%Y-%m-%dT%H:%M:%SZ")))
   end
-  claimed = claimed + 1
-  local friend = string.format("%s-%d-%d", tag, number, claimed)
-  return wrk.format("POST", "/v1/referrals/claim", headers, string.format(
-    '{"code":"%s","friend":{"external_id":"%s","email":"%s@mail.test"},' ..
-    '"context":{"ip":"198.51.100.%d","user_agent":"bench"}}',
-    codes[claimed % #codes + 1], friend, friend, claimed % 250))
+  return claim_request()
 end
 
 function response(status, headers, body)
