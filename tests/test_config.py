@@ -75,9 +75,28 @@ def test_the_readme_configuration_table_names_every_variable_settings_read():
     assert documented - read == set(), "docs/configuration.md documents variables config.py never reads"
 
 
-@pytest.mark.parametrize("name", ["REFERFLOW_ADMIN_TOKEN", "REFERFLOW_SECRET_KEY"])
+PRODUCTION = {"DATABASE_URL": "postgresql://db/referflow", "REFERFLOW_ADMIN_TOKEN": "rfadm_real_token_value",
+              "REFERFLOW_SECRET_KEY": "a" * 64}
+
+
+@pytest.mark.parametrize("name", ["REFERFLOW_ADMIN_TOKEN", "REFERFLOW_SECRET_KEY", "REFERFLOW_METRICS_TOKEN"])
 def test_the_example_env_files_placeholders_are_refused(name):
-    env = {"DATABASE_URL": "postgresql://db/referflow", "REFERFLOW_ADMIN_TOKEN": "rfadm_real_token_value",
-           "REFERFLOW_SECRET_KEY": "a" * 64, name: "change-me"}
     with pytest.raises(ConfigurationError, match=name):
-        Settings.from_env(env)
+        Settings.from_env({**PRODUCTION, name: "change-me"})
+
+
+def test_the_metrics_token_is_read_when_set_and_none_otherwise(tmp_path):
+    assert Settings.from_env(PRODUCTION).metrics_token is None
+    assert Settings.from_env({**PRODUCTION, "REFERFLOW_METRICS_TOKEN": " "}).metrics_token is None
+    settings = Settings.from_env({**PRODUCTION, "REFERFLOW_METRICS_TOKEN": "scrape-token-value\n"})
+    assert settings.metrics_token == "scrape-token-value"
+    embedded = Settings.from_env({"REFERFLOW_INSTANCE_DIR": str(tmp_path)})
+    assert embedded.metrics_token is None  # never generated: no default
+
+
+def test_a_metrics_token_equal_to_the_admin_token_is_refused(tmp_path):
+    with pytest.raises(ConfigurationError, match="REFERFLOW_METRICS_TOKEN must differ"):
+        Settings.from_env({**PRODUCTION, "REFERFLOW_METRICS_TOKEN": PRODUCTION["REFERFLOW_ADMIN_TOKEN"]})
+    generated = Settings.from_env({"REFERFLOW_INSTANCE_DIR": str(tmp_path)}).admin_token
+    with pytest.raises(ConfigurationError, match="REFERFLOW_METRICS_TOKEN must differ"):
+        Settings.from_env({"REFERFLOW_INSTANCE_DIR": str(tmp_path), "REFERFLOW_METRICS_TOKEN": generated})

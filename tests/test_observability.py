@@ -300,9 +300,9 @@ def test_readyz_is_503_naming_the_migrations_when_they_are_behind(settings, unmi
 
 # -- metrics --------------------------------------------------------------------------------------
 
-def _scrape(client: Any) -> dict[str, dict[tuple, float]]:
+def _scrape(client: Any, token: str = ADMIN_TOKEN) -> dict[str, dict[tuple, float]]:
     """Return {sample name: {sorted label items: value}} parsed by prometheus_client's parser."""
-    response = client.get("/metrics", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    response = client.get("/metrics", headers=_bearer(token))
     assert response.status_code == 200
     assert response.content_type.startswith("text/plain; version=0.0.4")
     samples: dict[str, dict[tuple, float]] = {}
@@ -316,10 +316,69 @@ def _value(samples: dict[str, dict[tuple, float]], name: str, **labels: str) -> 
     return samples.get(name, {}).get(tuple(sorted(labels.items())), 0.0)
 
 
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
 def test_metrics_need_the_admin_token(client, api):
     assert client.get("/metrics").status_code == 401
     assert api.get("/metrics").status_code == 401  # a program's API key is not enough
     assert client.get("/metrics", headers={"Authorization": "Bearer nope"}).status_code == 401
+
+
+METRICS_TOKEN = "test-metrics-token-0123456789"
+
+
+@pytest.fixture()
+def scraper_client(settings: Settings) -> Iterator[Any]:
+    """Return a client of an app with REFERFLOW_METRICS_TOKEN set."""
+    application = create_app(settings.with_overrides(metrics_token=METRICS_TOKEN))
+    application.testing = True
+    yield application.test_client()
+    application.extensions["referflow"].db.dispose()
+
+
+def test_the_metrics_token_reads_metrics_and_the_admin_token_still_does(scraper_client, log_lines):
+    assert _value(_scrape(scraper_client, METRICS_TOKEN), "referflow_database_up") == 1
+    assert _value(_scrape(scraper_client, ADMIN_TOKEN), "referflow_database_up") == 1
+    scrapes = [line for line in log_lines("referflow.access") if line["route"] == "/metrics"]
+    assert [line["status"] for line in scrapes] == [200, 200]
+    assert all(line["api_key_prefix"] is None for line in scrapes)
+    assert METRICS_TOKEN not in log_lines.raw() and METRICS_TOKEN[:12] not in log_lines.raw()
+
+
+@pytest.mark.parametrize(("authorization", "code"), [
+    ("", "missing_credentials"),
+    ("Bearer nope", "invalid_credentials"),
+    (f"Bearer {METRICS_TOKEN}x", "invalid_credentials"),
+    (f"Bearer {METRICS_TOKEN[:-1]}", "invalid_credentials"),
+    (f"Basic {METRICS_TOKEN}", "missing_credentials"),
+])
+def test_metrics_refuse_a_wrong_token_in_the_error_shape(scraper_client, authorization, code):
+    response = scraper_client.get("/metrics", headers={"Authorization": authorization})
+    assert response.status_code == 401 and response.is_json
+    body = response.get_json()
+    assert body["code"] == code and body["status"] == 401 and body["request_id"]
+
+
+@pytest.mark.parametrize(("method", "path", "body"), [
+    ("POST", "/v1/admin/programs", {"name": "Acme", "config": PROGRAM_CONFIG}),
+    ("POST", "/v1/admin/programs/prg_x/api-keys", {"label": "scraper"}),
+    ("GET", "/v1/inbound-events", None),
+    ("GET", "/v1/referrals/ref_x", None),
+    ("POST", "/v1/links", {"advocate": {"external_id": "cus_1"}}),
+])
+def test_the_metrics_token_grants_nothing_else(scraper_client, method, path, body):
+    response = scraper_client.open(path, method=method, json=body, headers=_bearer(METRICS_TOKEN))
+    assert response.status_code == 401 and response.is_json
+    assert response.get_json()["code"] == "invalid_credentials"
+    assert METRICS_TOKEN not in response.get_data(as_text=True)
+
+
+def test_without_a_metrics_token_only_the_admin_token_reads_metrics(client):
+    refused = client.get("/metrics", headers=_bearer(METRICS_TOKEN))
+    assert refused.status_code == 401 and refused.get_json()["code"] == "invalid_credentials"
+    assert _value(_scrape(client), "referflow_database_up") == 1
 
 
 def test_metrics_have_a_latency_histogram_per_operation_and_status_class(client, api):

@@ -21,6 +21,9 @@ def _flag(env: dict[str, str], name: str, default: bool = False) -> bool:
 
 
 PLACEHOLDERS = {"change-me", "changeme", "secret", "password"}
+# The secrets an operator sets by hand: none may keep .env.example's placeholder.
+SECRET_VARIABLES = ("REFERFLOW_ADMIN_TOKEN", "REFERFLOW_SECRET_KEY", "REFERFLOW_HASH_KEY",
+                    "REFERFLOW_METRICS_TOKEN")
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,9 @@ class Settings:
     # directory (prometheus_client reads the same variable); traces go out when OTLP is set.
     metrics_dir: str | None = None
     tracing: bool = False
+    # A bearer token that reads /metrics and nothing else (a Prometheus scrape credential); the
+    # admin token reads it too. None: only the admin token does.
+    metrics_token: str | None = None
     # Secrets at rest (storage/crypto.py): REFERFLOW_SECRET_KEY encrypts ("" = secret_key), the
     # REFERFLOW_OLD_SECRET_KEYS still decrypt until `referflow secrets rotate` has run.
     encryption_key: str = ""
@@ -85,8 +91,7 @@ class Settings:
         admin_token = env.get("REFERFLOW_ADMIN_TOKEN", "")
         secret_key = env.get("REFERFLOW_SECRET_KEY", "")
         generated = False
-        placeholders = [name for name in ("REFERFLOW_ADMIN_TOKEN", "REFERFLOW_SECRET_KEY",
-                                          "REFERFLOW_HASH_KEY")
+        placeholders = [name for name in SECRET_VARIABLES
                         if env.get(name, "").strip().lower() in PLACEHOLDERS]
         if placeholders:  # .env.example's values copied as they are: refuse to run on them
             raise ConfigurationError(f"{', '.join(placeholders)} still hold the example value "
@@ -129,6 +134,7 @@ class Settings:
             klaviyo_api_base=env.get("REFERFLOW_KLAVIYO_API_BASE", "https://a.klaviyo.com"),
             metrics_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
             tracing=_tracing(env),
+            metrics_token=_metrics_token(env, admin_token),
         )
 
 
@@ -141,6 +147,15 @@ def _key_chain(env: dict[str, str], secret_key: str) -> tuple[str, tuple[str, ..
             "REFERFLOW_OLD_SECRET_KEYS is set: set REFERFLOW_HASH_KEY too, to the key the stored hashes "
             "were made with (the install's first REFERFLOW_SECRET_KEY), so that they keep matching")
     return hash_key or secret_key, old_keys
+
+
+def _metrics_token(env: dict[str, str], admin_token: str) -> str | None:
+    """Return the scrape-only token, refusing the admin token (that would grant everything)."""
+    token = env.get("REFERFLOW_METRICS_TOKEN", "").strip() or None
+    if token is not None and token == admin_token:
+        raise ConfigurationError("REFERFLOW_METRICS_TOKEN must differ from REFERFLOW_ADMIN_TOKEN: "
+                                 "it is the read-only credential for /metrics")
+    return token
 
 
 def _tracing(env: dict[str, str]) -> bool:

@@ -9,7 +9,7 @@ from sqlalchemy import text
 
 from referflow import observability
 from referflow.api.errors import error_response
-from referflow.api.operations import ADMIN, OPERATIONS, PUBLIC, Operation, authenticate, db_session
+from referflow.api.operations import METRICS, OPERATIONS, PUBLIC, Operation, authenticate, db_session
 from referflow.contract import PREFER_OUTCOME
 from referflow.errors import NotFound
 
@@ -57,8 +57,8 @@ def readyz() -> Response:
 
 @bp.get("/metrics")
 def metrics() -> Response:
-    """Serve the Prometheus metrics (admin token)."""
-    authenticate(ADMIN)
+    """Serve the Prometheus metrics (admin token, or REFERFLOW_METRICS_TOKEN)."""
+    authenticate(METRICS)
     return observability.metrics_response()
 
 

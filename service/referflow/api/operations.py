@@ -16,6 +16,7 @@ from referflow.actions import idempotency
 from referflow.actions.common import Actor, ProgramContext
 from referflow.actions.programs import key_owner, record_key_use
 from referflow.api.ratelimit import key_prefix
+from referflow.config import Settings
 from referflow.contract import PREFER_OUTCOME
 from referflow.domain.hashing import sha256_hex
 from referflow.domain.program import ProgramConfig
@@ -25,6 +26,7 @@ from referflow.jsonbody import ascii_digits, loads_strict
 from referflow.observability import note_caller
 
 ADMIN, PROGRAM, PUBLIC = "admin", "program", "public"
+METRICS = "metrics"  # /metrics only: the admin token or REFERFLOW_METRICS_TOKEN
 
 
 @dataclass(frozen=True)
@@ -242,10 +244,8 @@ def limit_public(item_name: str, *keys: str) -> None:
 
 def _verify(auth: str, token: str) -> Caller:
     services = current_app.extensions["referflow"]
-    if auth == ADMIN:
-        if not hmac.compare_digest(token.encode(), services.settings.admin_token.encode()):
-            raise Unauthorized("invalid admin token", code="invalid_credentials")
-        return Caller(Actor("admin", "admin"))
+    if auth in (ADMIN, METRICS):
+        return _verify_operator(auth, token, services.settings)
     key_hash = sha256_hex(token)
     cached = services.keys.get(key_hash)
     if cached is None:
@@ -255,6 +255,20 @@ def _verify(auth: str, token: str) -> Caller:
     ctx = ProgramContext(cached.program, ProgramConfig.from_dict(cached.program.config),
                          services.settings.secret_key)
     return Caller(Actor("api_key", cached.key_id), ctx, cached.scopes, cached.prefix)
+
+
+def _verify_operator(auth: str, token: str, settings: Settings) -> Caller:
+    """Accept the admin token; for METRICS, the metrics token too (it grants nothing else)."""
+    if _same(token, settings.admin_token):
+        return Caller(Actor("admin", "admin"))
+    if auth == METRICS and settings.metrics_token and _same(token, settings.metrics_token):
+        return Caller(Actor("metrics", "scraper"))
+    raise Unauthorized("invalid admin token" if auth == ADMIN else "invalid admin or metrics token",
+                       code="invalid_credentials")
+
+
+def _same(given: str, expected: str) -> bool:
+    return hmac.compare_digest(given.encode(), expected.encode())
 
 
 def parse_body(schema: str) -> Any:
