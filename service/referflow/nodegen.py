@@ -119,6 +119,8 @@ OUTPUT_LABELS = {
     ("gift-card", "entries[]balance_after"): "Entry Balance After (Minor Units)",
     ("gift-card-issued", "code"): "Gift Card Code",
     ("gift-card-issued", "code_last4"): "Gift Card Code (Last 4)",
+    ("event.reward.issued", "data__reward__code_last4"): "Reward Code (Last 4)",
+    ("event.reward.voided", "data__reward__code_last4"): "Reward Code (Last 4)",
     ("advocate", "external_id"): "Advocate External ID",
     ("advocate", "email"): "Advocate Email",
     ("advocate", "name"): "Advocate Name",

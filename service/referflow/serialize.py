@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from referflow.domain.codes import gift_card_code_tail
 from referflow.domain.timeutil import to_rfc3339, utcnow
 from referflow.storage.models import GiftCard, GiftCardStatus, Referral, ReferralHistory, Reward
 
@@ -61,8 +62,13 @@ def gift_card(row: GiftCard, *, with_code: bool) -> dict[str, Any]:
 
 
 def reward(row: Reward) -> dict[str, Any]:
-    """Dump a reward row (background issuers, perks, discounts) as events and history show it."""
+    """Dump a reward row (background issuers, perks, discounts) as events and history show it.
+
+    Its code (a discount or card code) is a bearer secret: stored events and history keep
+    ``code_last4`` only; events.delivered_payload adds the code to ``reward.issued`` when sent.
+    """
     return {"id": row.id, "referral_id": row.referral_id, "side": row.side, "issuer": row.issuer,
             "kind": row.kind, "amount": row.amount, "currency": row.currency,
-            "external_id": row.external_id, "code": row.code, "details": row.details,
-            "expires_at": to_rfc3339(row.expires_at)}
+            "external_id": row.external_id,
+            "code_last4": gift_card_code_tail(row.code) if row.code else None,
+            "details": row.details, "expires_at": to_rfc3339(row.expires_at)}

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from referflow.domain.codes import new_id
 from referflow.domain.timeutil import to_rfc3339, utcnow
 from referflow.logs import current_request_id
-from referflow.storage.models import GiftCard, OutboxEvent
+from referflow.storage.models import GiftCard, OutboxEvent, Reward
 
 EVENT_TYPES = (
     "referral.claimed", "referral.in_review", "referral.qualified", "referral.approved",
@@ -18,7 +18,10 @@ EVENT_TYPES = (
     "reward.redeemed", "reward.failed", "advocate.tier_changed", "advocate.link_created",
     "ask.decided", "friend_offer.failed", "reward.voided",
 )
-CODE_DELIVERED_BY = "reward.issued"  # the one event that carries a gift card's code when sent
+CODE_DELIVERED_BY = "reward.issued"  # the one event that carries a code (a card's, a reward's) when sent
+# What reward.issued hands out, by its key in the data, and the row that keeps its code encrypted.
+CODE_HOLDERS: tuple[tuple[str, type[GiftCard] | type[Reward]], ...] = (("gift_card", GiftCard),
+                                                                       ("reward", Reward))
 # Kept beside an event, never sent or listed: the id of the request that caused it, so its
 # deliveries and their jobs can name that request (logs.py). Stored in the payload's JSON
 # because the outbox has no column for it.
@@ -52,20 +55,25 @@ def public_payload(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 def delivered_payload(session: Session, row: OutboxEvent) -> dict[str, Any]:
-    """Return an event as it is sent: public, with a ledger card's code where it is delivered.
+    """Return an event as it is sent: public, with the code of what it hands out.
 
-    A gift-card code is a bearer secret, so the outbox (and listEvents) keep its last characters
-    only; ``reward.issued``, the event that hands a card to its recipient, gets the code from
-    the card (encrypted at rest) when a webhook or an e-mail tool sends it.
+    A gift-card code and a reward's code (a Shopify or Stripe discount code, a card) are bearer
+    secrets, so the outbox (and listEvents, and the history) keep their last characters only;
+    ``reward.issued``, the event that hands one to its recipient, gets the code from its card or
+    reward row (encrypted at rest) when a webhook or an e-mail tool sends it: a reward without
+    one (a perk, a free period, a balance credit) is sent with ``code`` null.
     """
     payload = public_payload(row.payload)
-    card = payload["data"].get("gift_card") if row.type == CODE_DELIVERED_BY else None
-    if not isinstance(card, dict) or not isinstance(card.get("id"), str):
+    if row.type != CODE_DELIVERED_BY:
         return payload
-    code = session.scalar(select(GiftCard.code).where(GiftCard.id == card["id"]))
-    if code is None:
-        return payload
-    return {**payload, "data": {**payload["data"], "gift_card": {**card, "code": code}}}
+    data = payload["data"]
+    for key, model in CODE_HOLDERS:
+        held = data.get(key)
+        if isinstance(held, dict) and isinstance(held.get("id"), str):
+            found = session.execute(select(model.code).where(model.id == held["id"])).first()
+            if found is not None:
+                data = {**data, key: {**held, "code": found[0]}}
+    return {**payload, "data": data}
 
 
 def request_id_of(row: OutboxEvent) -> str | None:
