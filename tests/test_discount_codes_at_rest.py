@@ -390,3 +390,19 @@ def test_the_way_up_needs_no_key_and_the_way_down_without_it_changes_nothing(emp
         downgrade(empty_url, PREVIOUS_HEAD, secret_keys=["not-the-key"])
     # one transaction: nothing half put back, still at 0019
     assert (_events_and_history(empty_url), _version(empty_url)) == (masked, "0019")
+
+
+def test_the_advocate_page_lists_a_percent_code_it_earned(app, fakes):
+    """A percent off has no amount to show: the list's ``amount`` is the row's 0 (it answered
+    422 under response validation, ``amount`` null, when the shown kind overwrote it)."""
+    receiver = fakes[3]
+    api = _program(app, receiver, {"type": "percent", "percent": 10, "provider": "shopify"})
+    _approve(api)
+    _run(app)
+    (code,) = _codes(app).values()
+    advocate = api.get("/v1/advocates/by-external-id/cus_AdvocateAnn").get_json()
+    answer = api.get(f"/v1/advocates/{advocate['id']}/portal")
+    assert answer.status_code == 200, answer.get_json()
+    (issued,) = answer.get_json()["rewards"]["issued"]
+    assert (issued["kind"], issued["percent"], issued["amount"]) == ("percent", 10, 0)
+    assert issued["code"] == code and issued["label"] == "10% off"

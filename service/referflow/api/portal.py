@@ -96,9 +96,11 @@ def _line(line: portal.FriendLine, texts: Texts) -> dict[str, Any]:
 
 
 def _issued(reward: Any, texts: Texts) -> dict[str, Any]:
-    return {"issuer": reward.issuer, "amount": reward.amount, "currency": reward.currency,
-            "status": reward.status, "code": reward.code, "issued_at": to_rfc3339(reward.issued_at),
-            **_shown(portal.shown(reward), texts)}
+    # The row's own figures last: how a kind is shown leaves ``amount`` null where the kind
+    # has none (a percent off, a perk), and the list's ``amount`` is the row's (0 there).
+    return {**_shown(portal.shown(reward), texts), "issuer": reward.issuer,
+            "amount": reward.amount, "currency": reward.currency, "status": reward.status,
+            "code": reward.code, "issued_at": to_rfc3339(reward.issued_at)}
 
 
 def _tier(view: PortalView, texts: Texts) -> dict[str, Any] | None:
