@@ -16,6 +16,7 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
+from referflow.actions import rewards as rewards_actions
 from referflow.actions.events import delivered_payload
 from referflow.app import create_app
 from referflow.cli import main
@@ -406,3 +407,26 @@ def test_the_advocate_page_lists_a_percent_code_it_earned(app, fakes):
     (issued,) = answer.get_json()["rewards"]["issued"]
     assert (issued["kind"], issued["percent"], issued["amount"]) == ("percent", 10, 0)
     assert issued["code"] == code and issued["label"] == "10% off"
+
+
+def test_a_refusal_naming_the_code_is_kept_with_its_last_four(app, fakes, settings):
+    """The shop already has its own discount with our code: the reward fails, and neither its
+    stored error nor reward.failed (stored and sent) holds the code, a live discount of the shop."""
+    shopify, receiver = fakes[0], fakes[3]
+    api = _program(app, receiver, {"type": "percent", "percent": 10, "provider": "shopify"})
+    referral_id = _approve(api)
+    services = app.extensions["referflow"]
+    with services.db.session() as s:
+        reward = s.scalars(sa.select(Reward).where(Reward.referral_id == referral_id)).one()
+        code = rewards_actions._code_request(services, reward).code
+    shopify.discounts[code.lower()] = {"id": "gid://shopify/DiscountCodeNode/77", "title": "Summer",
+                                       "status": "ACTIVE", "asyncUsageCount": 3, "input": {}}
+    _run(app)
+    with services.db.session() as s:
+        failed = s.scalars(sa.select(Reward).where(Reward.referral_id == referral_id)).one()
+    assert failed.status == "failed" and f"····{gift_card_code_tail(code)}" in failed.last_error
+    (event,) = api.get("/v1/events?type=reward.failed").get_json()["items"]
+    (sent,) = [e for e in receiver.events() if e["type"] == "reward.failed"]
+    assert "TAKEN" in event["data"]["reason"] and sent["data"]["reason"] == event["data"]["reason"]
+    _nowhere(app, settings.database_url, [code, code.lower()])
+    assert code not in json.dumps(sent)

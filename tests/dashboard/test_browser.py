@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from referflow.actions.events import EVENT_TYPES
 from referflow.dashboard.insights_figures import money
 from referflow.storage.crypto import Keyring
 from referflow.storage.db import Database
@@ -272,6 +273,39 @@ def test_replay_a_webhook_delivery(reviewer: Any, site: Site) -> None:
         assert session.scalar(select(func.count()).select_from(WebhookDelivery)) >= 1
 
 
+def test_owner_adds_and_removes_a_webhook_endpoint(owner: Any, site: Site) -> None:
+    page, _seen = owner
+    hook = f"{site.receiver.url}/added-in-the-browser"  # loopback: the module's receiver
+    _check_page(page, _open(page, site.url("webhooks")), "webhooks-add-form")
+    url = page.get_by_label("URL", exact=True)
+    url.fill("http://127.1/hook")  # refused by the guard as written: no lookup, no connection
+    with page.expect_navigation() as refused:
+        page.click("button:has-text('Add endpoint')")
+    assert refused.value.status == 422 and url.input_value() == "http://127.1/hook"
+    assert "not a valid host name" in page.inner_text("#add-errors")
+    _check_page(page, refused.value, "webhooks-refused")
+    url.fill(hook)
+    page.get_by_role("group", name="Events to send").get_by_label("ask.decided").uncheck()
+    with page.expect_navigation() as added:
+        page.click("button:has-text('Add endpoint')")
+    assert added.value.status == 201
+    secret = page.inner_text("#new-secret")
+    assert secret.startswith("whsec_") and "shown only this once" in page.inner_text("main")
+    assert "added: it receives the events" in page.inner_text(".flashes")
+    _check_page(page, added.value, "webhooks-secret")
+    sub = next(s for s in site.made.api.get("/v1/webhooks").get_json()["items"] if s["url"] == hook)
+    assert sub["events"] == sorted(set(EVENT_TYPES) - {"ask.decided"})
+    _open(page, site.url("webhooks"))
+    assert secret not in page.content()
+    with page.expect_navigation() as asked:
+        page.click(f"a[href$='/webhooks/{sub['id']}/remove']")
+    _check_page(page, asked.value, "webhooks-remove-confirm")
+    with page.expect_navigation():
+        page.click("button:has-text('Remove endpoint')")
+    assert "Endpoint removed" in page.inner_text(".flashes") and hook not in page.inner_text("main")
+    assert all(s["id"] != sub["id"] for s in site.made.api.get("/v1/webhooks").get_json()["items"])
+
+
 def test_owner_edits_the_config(owner: Any, site: Site) -> None:
     page, _seen = owner
     _open(page, site.url("settings"))
@@ -311,3 +345,21 @@ def test_switch_programs_keeps_the_page(owner: Any, site: Site) -> None:
 def _statuses(site: Site) -> dict[str, str]:
     return {rid: site.made.api.get(f"/v1/referrals/{rid}").get_json()["status"]
             for rid in site.made.referrals}
+
+
+def test_sign_out_everywhere_from_the_account_page(browser: Any, site: Site) -> None:
+    email = "leaver@example.test"
+    make_user(site.db, email, role="viewer", program_ids=[site.made.program_id])
+    (page, seen), (elsewhere, seen_elsewhere) = (_login(browser, site, email) for _ in range(2))
+    page.click(f"header a:has-text('{email}')")
+    page.wait_for_url(re.compile(r"/dashboard/account$"))
+    _check_page(page, _open(page, f"{site.base}/dashboard/account"), "account")
+    page.click("button:has-text('Sign out everywhere')")
+    page.wait_for_url(re.compile(r"/dashboard/login$"))
+    assert "signed out everywhere" in page.inner_text(".flashes")
+    _open(elsewhere, site.url("overview"))  # the other browser lands on the login
+    assert re.search(r"/dashboard/login\?next=", elsewhere.url)
+    assert page.locator("input[name=password]").count() == 1
+    for each, watched in ((page, seen), (elsewhere, seen_elsewhere)):
+        each.context.close()
+        assert not watched.problems(), "\n".join(watched.problems())

@@ -12,6 +12,7 @@ already applied) is recorded as the loss, once, under the same lease and backoff
 from __future__ import annotations
 
 import logging
+import re
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -35,6 +36,7 @@ from referflow.actions.lifecycle import complete_if_paid, lock_referral
 from referflow.actions.offers import store_discounts
 from referflow.actions.providers import credentials
 from referflow.domain import referral as states
+from referflow.domain.codes import gift_card_code_tail
 from referflow.domain.program import DISCOUNT_TYPES, ProgramConfig
 from referflow.domain.rewards import Outcome
 from referflow.domain.timeutil import utcnow
@@ -72,8 +74,13 @@ def fulfil_stranded_perks(session: Session, secret: str, now: datetime | None = 
     """
     now = now or utcnow()
     moved = 0
-    for program_id in list(session.scalars(_STRANDED.with_only_columns(Referral.program_id)
-                                           .distinct().limit(limit))):
+    # A subquery per program (not a join): the (program_id, status, ...) index finds each
+    # program's approved referrals. The indexes that lead with status are partial
+    # (models.only_set): they do not serve a status alone.
+    first = (_STRANDED.with_only_columns(Referral.id).where(Referral.program_id == Program.id)
+             .limit(1).scalar_subquery())
+    for program_id in list(session.scalars(select(Program.id).where(first.is_not(None))
+                                           .limit(limit))):
         program = session.get(Program, program_id)
         config = ProgramConfig.from_dict(program.config) if program else None
         if program is not None and config is not None and _owes_perks(config):
@@ -153,9 +160,10 @@ def issue_reward(session: Session, services: Services, reward_id: str) -> str | 
             result = _issuer(session, services, reward).issue(_request(session, ctx, reward,
                                                                        referral))
     except RetryableProviderError as exc:
-        return _retry(session, reward, str(exc), exc.retry_after, now)
+        return _retry(session, reward, _without_codes(services, reward, str(exc)),
+                      exc.retry_after, now)
     except PermanentProviderError as exc:
-        return _fail(session, ctx, reward, str(exc))
+        return _fail(session, ctx, reward, _without_codes(services, reward, str(exc)))
     reward.external_id, reward.code = result.external_id, result.code
     return _issued(session, ctx, reward, referral, announce=True)
 
@@ -259,6 +267,8 @@ def _issued(session: Session, ctx: ProgramContext, reward: Reward, referral: Ref
     reward.issued_at = utcnow()
     leases.settle(reward, ISSUED)
     if announce:  # the ledger's issue_gift_card announces its own cards and completes the referral
+        # The outbox and the history keep the code's tail only (serialize.reward):
+        # events.delivered_payload adds the code when the event is sent.
         emit(session, ctx.id, "reward.issued", {
             "issuer": reward.issuer, "reward": _dump(reward),
             "recipient": reward_recipient(session, reward.side, referral.id, referral.advocate_id)})
@@ -271,6 +281,19 @@ def _issued(session: Session, ctx: ProgramContext, reward: Reward, referral: Ref
             select(Reward).where(Reward.referral_id == referral.id, Reward.status == ISSUED))})
     session.commit()
     return ISSUED
+
+
+def _without_codes(services: Services, reward: Reward, error: str) -> str:
+    """A provider's refusal may repeat the code it was asked to create (Shopify: "code must be
+    unique"); the error is stored and sent in reward.failed, so the code keeps its tail only."""
+    secret = services.settings.secret_key
+    tried = [_code_request(services, reward).code] if reward.kind in ("percent", "amount") else \
+        [issuers.shopify_card_code(secret, reward.id)] \
+        if reward.issuer == issuers.ShopifyGiftCardIssuer.name else []
+    for code in tried:
+        error = re.sub(re.escape(code), f"····{gift_card_code_tail(code)}", error,
+                       flags=re.IGNORECASE)
+    return error
 
 
 def _dump(reward: Reward) -> dict[str, Any]:

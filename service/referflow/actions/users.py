@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -13,10 +14,10 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from referflow.domain.codes import new_id
+from referflow.domain.codes import new_id, new_session_stamp
 from referflow.domain.roles import Role, parse_role
 from referflow.domain.timeutil import utcnow
-from referflow.errors import Conflict, NotFound, ValidationFailed
+from referflow.errors import Conflict, NotFound, Unauthorized, ValidationFailed
 from referflow.storage.models import Program, ProgramMember, User
 
 log = logging.getLogger("referflow.users")
@@ -99,6 +100,46 @@ def active_user(session: Session, user_id: str) -> User | None:
     """Return the user if it still exists and is not disabled."""
     user = session.get(User, user_id)
     return user if user is not None and not user.disabled else None
+
+
+def session_user(session: Session, user_id: str, stamp: str) -> User | None:
+    """Return the active user whose sessions ``stamp`` still opens, else None.
+
+    The stamp is compared in constant time: a cookie is signed, but its holder can read it.
+    """
+    user = active_user(session, user_id)
+    if user is None or not hmac.compare_digest(user.session_stamp.encode(), stamp.encode()):
+        return None
+    return user
+
+
+def end_sessions(session: Session, user_id: str) -> User:
+    """Give the user a new session stamp: every session holding the old one is over."""
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound("no such user", code="user_not_found")
+    user.session_stamp = new_session_stamp()
+    session.commit()
+    log.info("user %s: every session ended", user_id)
+    return user
+
+
+def change_password(session: Session, user_id: str, current: str, new: str,
+                    hasher: PasswordHasher = HASHER) -> User:
+    """Set the user's new password once the current one checks; end every session.
+
+    The caller re-issues its own session with the new stamp (the user stays in there).
+    """
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound("no such user", code="user_not_found")
+    if len(current) > MAX_PASSWORD or not _verifies(hasher, user.password_hash, current):
+        raise Unauthorized("the current password is not right", code="wrong_password")
+    user.password_hash = hash_password(new, hasher)
+    user.session_stamp = new_session_stamp()
+    session.commit()
+    log.info("user %s changed their password; their other sessions ended", user_id)
+    return user
 
 
 def find_user(session: Session, email: str) -> User:

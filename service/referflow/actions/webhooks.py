@@ -68,13 +68,24 @@ def list_subscriptions(session: Session, ctx: ProgramContext) -> list[WebhookSub
         .order_by(WebhookSubscription.created_at)))
 
 
-def delete_subscription(session: Session, ctx: ProgramContext, sub_id: str) -> None:
-    """Unsubscribe (idempotent for the caller: a second delete is a 404)."""
+def signing_key(sub: WebhookSubscription) -> str:
+    """Return the text form of a subscription's secret (the HMAC key as no-code tools take it)."""
+    return base64.b64decode(sub.secret.removeprefix("whsec_")).decode()
+
+
+def get_subscription(session: Session, ctx: ProgramContext, sub_id: str) -> WebhookSubscription:
+    """Return one of the program's subscriptions (not deleted); 404 for another program's id."""
     sub = session.scalar(select(WebhookSubscription).where(
         WebhookSubscription.id == sub_id, WebhookSubscription.program_id == ctx.id,
         WebhookSubscription.deleted_at.is_(None)))
     if sub is None:
         raise NotFound("webhook subscription not found", code="subscription_not_found")
+    return sub
+
+
+def delete_subscription(session: Session, ctx: ProgramContext, sub_id: str) -> None:
+    """Unsubscribe (idempotent for the caller: a second delete is a 404)."""
+    sub = get_subscription(session, ctx, sub_id)
     sub.deleted_at, sub.active = utcnow(), False
     session.commit()
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
 from flask import Blueprint, current_app, request
@@ -13,6 +12,8 @@ from referflow.domain.timeutil import to_rfc3339
 from referflow.storage.models import DeliveryAttempt, OutboxEvent, WebhookDelivery, WebhookSubscription
 
 bp = Blueprint("webhooks", __name__)
+# What a subscription request must hold: the API checks its body against it, the dashboard its form.
+SUBSCRIBE_REQUEST = "create-webhook-subscription.request"
 
 
 def _subscription(sub: WebhookSubscription, with_secret: bool = False) -> dict[str, Any]:
@@ -21,7 +22,7 @@ def _subscription(sub: WebhookSubscription, with_secret: bool = False) -> dict[s
            "created_at": to_rfc3339(sub.created_at)}
     if with_secret:
         out["secret"] = sub.secret
-        out["signing_key"] = base64.b64decode(sub.secret.removeprefix("whsec_")).decode()
+        out["signing_key"] = webhooks.signing_key(sub)
     return out
 
 
@@ -40,7 +41,7 @@ def _delivery(d: WebhookDelivery, attempts: list[DeliveryAttempt] | None = None)
 
 
 @operation(bp, "createWebhookSubscription", "POST", "/v1/webhooks", tag="webhooks", status=201,
-           request_schema="create-webhook-subscription.request", response="webhook-subscription",
+           request_schema=SUBSCRIBE_REQUEST, response="webhook-subscription",
            summary="Subscribe a URL to events; the signing secret is returned once")
 def create_subscription(caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
     allow = current_app.extensions["referflow"].settings.allow_private_webhook_urls

@@ -18,6 +18,7 @@ from werkzeug.wrappers import Response
 from referflow.actions import users
 from referflow.api.operations import db_session
 from referflow.dashboard import (  # noqa: F401 (pages)
+    account,
     insights,
     members,
     program_settings,

@@ -1,4 +1,8 @@
-"""Who is looking: login, logout, and ``@require(role)`` for the pages of one program."""
+"""Who is looking: login, logout, ``@logged_in`` and ``@require(role)`` for the pages of one program.
+
+A session holds the user's id and session stamp (actions/users.py): a new stamp (a password
+change, "sign out everywhere") ends every session holding the old one.
+"""
 
 from __future__ import annotations
 
@@ -17,15 +21,53 @@ from referflow.domain.roles import allows, at_least
 
 View = Callable[..., Any]
 USER_KEY = "uid"
+STAMP_KEY = "stamp"
 LOGIN_ACTOR = "dashboard_user"
 
 
 def current_user() -> Any:
     """Return the logged-in, active user of this request (or None), cached on ``g``."""
     if "user" not in g:
-        user_id = session.get(USER_KEY)
-        g.user = users.active_user(db_session(), user_id) if isinstance(user_id, str) else None
+        g.user = _session_user()
     return g.user
+
+
+def _session_user() -> Any:
+    user_id, stamp = session.get(USER_KEY), session.get(STAMP_KEY)
+    if not isinstance(user_id, str):
+        return None
+    user = users.session_user(db_session(), user_id, stamp) if isinstance(stamp, str) else None
+    if user is None:  # signed out elsewhere, removed, disabled, or a cookie from before stamps
+        session.clear()
+    return user
+
+
+def start_session(user: Any) -> None:
+    """Log ``user`` in on this browser: a fresh session (and CSRF token) with their stamp."""
+    session.clear()
+    session[USER_KEY] = user.id
+    session[STAMP_KEY] = user.session_stamp
+    session.permanent = True
+    g.user = user
+
+
+def failure_buckets(email: str) -> list[tuple[str, str]]:
+    """Return where a wrong password is counted: this address and this email."""
+    return [("dashboard-ip", request.remote_addr or "-"), ("dashboard-email", users.login_key(email))]
+
+
+def refuse_if_over(buckets: list[tuple[str, str]]) -> None:
+    """Answer 429 when a bucket has had too many wrong passwords (even for a right one now)."""
+    limits = current_app.extensions["referflow"].limits
+    for bucket in buckets:
+        limits.refuse_if_over(limits.auth_failures, *bucket)
+
+
+def count_failure(buckets: list[tuple[str, str]]) -> None:
+    """Count a wrong password in each bucket."""
+    limits = current_app.extensions["referflow"].limits
+    for bucket in buckets:
+        limits.count(limits.auth_failures, *bucket)
 
 
 def actor() -> Actor:
@@ -36,6 +78,19 @@ def actor() -> Actor:
 def can(permission: str) -> bool:
     """Tell whether the user's role on the current program has ``permission`` (for templates)."""
     return allows(g.get("role"), permission)
+
+
+def logged_in(fn: View) -> View:
+    """Let through any logged-in user (pages of the account, not of a program)."""
+
+    @wraps(fn)
+    def view(**kwargs: Any) -> Any:
+        if current_user() is None:
+            back = request.full_path.rstrip("?") if request.method == "GET" else None
+            return redirect(url_for("dashboard.login", next=back))
+        return fn(**kwargs)
+
+    return view
 
 
 def require(role: str) -> Callable[[View], View]:
@@ -84,20 +139,14 @@ def login() -> Any:
             return redirect(_safe_next(request.args.get("next")))
         return render_template("dashboard/login.html", next=request.args.get("next", ""))
     email = request.form.get("email", "")[:users.MAX_EMAIL]
-    password = request.form.get("password", "")
-    limits = current_app.extensions["referflow"].limits
-    buckets = [("dashboard-ip", request.remote_addr or "-"), ("dashboard-email", users.login_key(email))]
-    for bucket in buckets:
-        limits.refuse_if_over(limits.auth_failures, *bucket)
-    user = users.authenticate(db_session(), email, password)
+    buckets = failure_buckets(email)
+    refuse_if_over(buckets)
+    user = users.authenticate(db_session(), email, request.form.get("password", ""))
     if user is None:
-        for bucket in buckets:
-            limits.count(limits.auth_failures, *bucket)
+        count_failure(buckets)
         return render_template("dashboard/login.html", next=request.form.get("next", ""),
                                email=email, error="That email and password do not match an account."), 401
-    session.clear()  # a fresh session (and CSRF token) for the logged-in user
-    session[USER_KEY] = user.id
-    session.permanent = True
+    start_session(user)
     return redirect(_safe_next(request.form.get("next")))
 
 

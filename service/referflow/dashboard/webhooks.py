@@ -1,30 +1,91 @@
-"""Webhooks: the program's subscriptions, the failing ones first, and replaying deliveries."""
+"""Webhooks: the program's subscriptions, the failing ones first; owners add and remove
+endpoints (with the API's use cases: one URL guard, one secret); replaying deliveries."""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
-from flask import flash, g, redirect, render_template, url_for
+from flask import current_app, flash, g, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from referflow.actions import webhooks
+from referflow.actions.events import EVENT_TYPES
 from referflow.api.operations import db_session
+from referflow.api.webhooks import SUBSCRIBE_REQUEST
 from referflow.dashboard.auth import require
 from referflow.dashboard.blueprint import bp
+from referflow.errors import ValidationFailed
+from referflow.providers.safe_http import REFUSED
 from referflow.storage.models import OutboxEvent
 
 log = logging.getLogger("referflow.dashboard")
+# The form field a refusal without a path is about (the URL guard's, the event-type check's).
+REFUSAL_FIELD = {REFUSED: "url", "unknown_event_type": "events"}
+
+
+def _page(status: int = 200, form: dict[str, Any] | None = None, errors: list[dict[str, str]] | None = None,
+          created: Any = None) -> tuple[str, int]:
+    subs = webhooks.list_subscriptions(db_session(), g.program_ctx)
+    failing = [s for s in subs if s.failing_since is not None or not s.active]
+    healthy = [s for s in subs if s not in failing]
+    return render_template(
+        "dashboard/webhooks.html", failing=failing, healthy=healthy, event_types=EVENT_TYPES,
+        form=form or {"url": "", "events": list(EVENT_TYPES)}, errors=errors or [], created=created,
+        signing_key=webhooks.signing_key(created) if created else None), status
 
 
 @bp.route("/p/<program_id>/webhooks", endpoint="webhooks")
 @require("viewer")
 def webhooks_page(program_id: str) -> Any:
-    """List subscriptions; those failing or disabled come first."""
-    subs = webhooks.list_subscriptions(db_session(), g.program_ctx)
-    failing = [s for s in subs if s.failing_since is not None or not s.active]
-    healthy = [s for s in subs if s not in failing]
-    return render_template("dashboard/webhooks.html", failing=failing, healthy=healthy)
+    """List subscriptions; those failing or disabled come first. Owners get the form that adds one."""
+    return _page()
+
+
+@bp.route("/p/<program_id>/webhooks", methods=["POST"])
+@require("owner")
+def webhooks_add(program_id: str) -> Any:
+    """Subscribe an endpoint as the API does; show its signing secret this once (never stored)."""
+    form = {"url": request.form.get("url", "").strip(), "events": request.form.getlist("events")}
+    # Every box ticked is every event, those added to referflow later too: the API's "*".
+    body = {**form, "events": ["*"]} if set(form["events"]) == set(EVENT_TYPES) else form
+    services = current_app.extensions["referflow"]
+    try:
+        services.schemas.validate(SUBSCRIBE_REQUEST, body)  # the API's request contract
+        sub = webhooks.create_subscription(db_session(), g.program_ctx, body,
+                                           services.settings.allow_private_webhook_urls)
+    except ValidationFailed as exc:
+        db_session().rollback()
+        return _page(422, form, _errors(exc))
+    log.info("user %s added webhook subscription %s of %s", g.user.id, sub.id, program_id)
+    flash(f"Endpoint {sub.url} added: it receives the events that happen from now on.", "success")
+    return _page(201, created=sub)
+
+
+def _errors(exc: ValidationFailed) -> list[dict[str, str]]:
+    """Return the refusal's messages, each with the form field it is about ("" for none)."""
+    found = [(str(e.get("path", "")), str(e.get("message", ""))) for e in exc.errors if isinstance(e, dict)]
+    if not found:
+        return [{"field": REFUSAL_FIELD.get(exc.code, ""), "message": exc.message}]
+    return [{"field": path.partition("/")[2].partition("/")[0], "message": message} for path, message in found]
+
+
+@bp.route("/p/<program_id>/webhooks/<subscription_id>/remove")
+@require("owner")
+def webhooks_remove_confirm(program_id: str, subscription_id: str) -> Any:
+    """Ask before removing an endpoint (a page of its own: no script needed)."""
+    sub = webhooks.get_subscription(db_session(), g.program_ctx, subscription_id)
+    return render_template("dashboard/webhook_remove.html", sub=sub)
+
+
+@bp.route("/p/<program_id>/webhooks/<subscription_id>/remove", methods=["POST"])
+@require("owner")
+def webhooks_remove(program_id: str, subscription_id: str) -> Response:
+    """Remove an endpoint as the API does: nothing more is sent to it."""
+    webhooks.delete_subscription(db_session(), g.program_ctx, subscription_id)
+    log.info("user %s removed webhook subscription %s of %s", g.user.id, subscription_id, program_id)
+    flash("Endpoint removed: nothing more is sent to it.", "success")
+    return redirect(url_for("dashboard.webhooks", program_id=program_id))
 
 
 @bp.route("/p/<program_id>/webhooks/<subscription_id>")

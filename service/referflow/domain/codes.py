@@ -1,4 +1,4 @@
-"""Opaque ids, referral codes and gift-card codes."""
+"""Opaque ids, session stamps, referral codes and gift-card codes."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ GIFT_CARD_CODE_LENGTH = 16
 GIFT_CARD_SHOWN = 4  # the characters lists and the dashboard show of a gift-card or reward code
 VANITY_RE = re.compile(r"^[A-Z0-9][A-Z0-9_-]{2,31}$")
 _ID_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
+SESSION_STAMP_BYTES = 16  # 22 characters of base64url (storage: users.session_stamp, 32)
 
 
 def new_id(prefix: str) -> str:
@@ -25,6 +26,12 @@ def new_id(prefix: str) -> str:
 def new_ids(prefix: str, count: int) -> list[str]:
     """Return ``count`` ids shaped like ``new_id``'s, drawn in bulk (imports make a million)."""
     return [f"{prefix}_{chunk}" for chunk in _random_strings(_ID_ALPHABET, 20, count)]
+
+
+def new_session_stamp() -> str:
+    """Return a random session stamp: a dashboard cookie holds its user's, and a new one ends
+    every session that holds the old (unguessable, so a restored counter cannot revive one)."""
+    return secrets.token_urlsafe(SESSION_STAMP_BYTES)
 
 
 def new_referral_codes(count: int) -> list[str]:

@@ -163,6 +163,11 @@ def derived_code(secret: str, purpose: str, key: str, length: int = 20) -> str:
     return hmac.new(secret.encode(), f"{purpose}:{key}".encode(), hashlib.sha256).hexdigest()[:length]
 
 
+def shopify_card_code(secret: str, reward_id: str) -> str:
+    """Return the code of the Shopify gift card issued for a reward (see ShopifyGiftCardIssuer)."""
+    return derived_code(secret, "shopify-gift-card", reward_id)
+
+
 class ShopifyGiftCardIssuer:
     """A Shopify gift card (Admin GraphQL ``giftCardCreate``) with expiry."""
 
@@ -174,7 +179,7 @@ class ShopifyGiftCardIssuer:
 
     def code_for(self, reward_id: str) -> str:
         """Return this reward's card code: derived from the id, unguessable, 20 alphanumerics."""
-        return derived_code(self.secret, "shopify-gift-card", reward_id)
+        return shopify_card_code(self.secret, reward_id)
 
     def _graphql(self, query: str, variables: dict[str, Any]) -> dict[str, Any]:
         return shopify_graphql(self.url, self.token, query, variables)

@@ -23,11 +23,13 @@ from sqlalchemy import (
     false,
     insert,
     inspect,
+    text,
     update,
 )
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from referflow.domain.codes import new_session_stamp
 from referflow.domain.referral import APPROVED_COUNTED as APPROVED_COUNTED  # re-exported
 from referflow.domain.referral import ReferralStatus
 from referflow.domain.timeutil import utcnow
@@ -50,6 +52,15 @@ class Base(DeclarativeBase):
 
 def _now() -> datetime:
     return utcnow()
+
+
+def only_set(column: str) -> dict[str, Any]:
+    """Make an index partial: only the rows where ``column`` is set are in it, so the rows that
+    leave it NULL (most of them: a bulk import's, a claim's) skip its upkeep. A query uses it only
+    where its WHERE implies the column is set; a comparison on the column (``<=``, ``=``, ``>=``)
+    does, on SQLite and PostgreSQL alike (tests/storage/test_partial_indexes.py)."""
+    where = text(f"{column} IS NOT NULL")
+    return {"sqlite_where": where, "postgresql_where": where}
 
 
 class Program(Base):
@@ -211,15 +222,16 @@ class Referral(Base):
     __table_args__ = (
         UniqueConstraint("program_id", "friend_external_id"),
         Index(None, "advocate_id", "created_at"),
-        Index(None, "status", "hold_until"),
-        Index(None, "status", "review_deadline"),
+        # Partial (migration 0020): the due holds, the expired reviews, the monthly caps
+        Index(None, "status", "hold_until", **only_set("hold_until")),
+        Index(None, "status", "review_deadline", **only_set("review_deadline")),
         Index(None, "program_id", "friend_email_key"),
-        Index(None, "advocate_id", "approved_at"),
-        Index(None, "program_id", "approved_at"),
-        # listReferrals: newest first, alone or by status or channel
+        Index(None, "advocate_id", "approved_at", **only_set("approved_at")),
+        Index(None, "program_id", "approved_at", **only_set("approved_at")),
+        # listReferrals: newest first, alone or by status or channel (a channel given: partial)
         Index(None, "program_id", "created_at", "id"),
         Index(None, "program_id", "status", "created_at", "id"),
-        Index(None, "program_id", "channel", "created_at", "id"),
+        Index(None, "program_id", "channel", "created_at", "id", **only_set("channel")),
     )
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     program_id: Mapped[str] = mapped_column(ForeignKey("programs.id"))
@@ -900,6 +912,8 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(default=_now)
     last_login_at: Mapped[datetime | None]
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    # In every dashboard cookie of the user; a new one ends them all (actions/users.py)
+    session_stamp: Mapped[str] = mapped_column(String(32), default=new_session_stamp)
 
 
 class ProgramMember(Base):
