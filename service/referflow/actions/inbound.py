@@ -16,7 +16,6 @@ import logging
 from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from referflow.actions.common import Actor, load_program
@@ -28,6 +27,7 @@ from referflow.errors import ApiError, Conflict, NotFound, RetryableProviderErro
 from referflow.providers.receivers import RECEIVERS, Delivery
 from referflow.services import Services
 from referflow.storage import leases
+from referflow.storage.inserts import insert_new
 from referflow.storage.models import InboundEvent, InboundStatus, Program, ProviderConfig
 
 log = logging.getLogger("referflow.inbound")
@@ -43,9 +43,7 @@ _PROVIDER_SETTINGS = select(Program.id, ProviderConfig.webhook_secrets,
     ProviderConfig, (ProviderConfig.program_id == Program.id)
     & (ProviderConfig.provider == bindparam("provider"))).where(
     Program.id == bindparam("program_id"))
-_RECORD = {name: dialect.insert(InboundEvent.__table__).on_conflict_do_nothing(
-    index_elements=["program_id", "provider", "event_id"]).returning(InboundEvent.__table__.c.id)
-    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))}  # built once: compiled once, cached
+EVENT_KEY = ("program_id", "provider", "event_id")
 
 
 def receive(session: Session, program_id: str, provider: str,
@@ -68,7 +66,8 @@ def receive(session: Session, program_id: str, provider: str,
     events = RECEIVERS[provider](delivery, list(secrets), settings or {})
     now, recorded = utcnow(), 0
     if events:
-        recorded = len(connection.execute(_RECORD[connection.dialect.name], [
+        statement = insert_new(connection.dialect.name, InboundEvent, EVENT_KEY)
+        recorded = len(connection.execute(statement, [
             {"program_id": program_id, "provider": provider, "event_id": event.event_id,
              "type": event.type, "payload": event.payload, "status": PENDING, "attempts": 0,
              "outcome": {}, "next_attempt_at": now, "received_at": now}

@@ -6,7 +6,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -33,6 +32,7 @@ from referflow.domain import referral as states
 from referflow.domain.codes import new_id, normalise_code
 from referflow.domain.timeutil import parse_rfc3339, to_rfc3339, utcnow
 from referflow.errors import Conflict, NotFound, ValidationFailed
+from referflow.storage.inserts import insert_new
 from referflow.storage.locks import lock_and_load
 from referflow.storage.models import (
     Advocate,
@@ -187,21 +187,14 @@ def _first_time(session: Session, ctx: ProgramContext, source: str, event_id: st
     the same id and then skips it, as the unique constraint did. A duplicate ends the
     transaction, so what the caller reads next is fresh.
     """
-    dialect = session.get_bind().dialect.name
-    statement = _RECORD_EVENT.get(dialect)
-    if statement is None:
-        insert = (postgresql if dialect == "postgresql" else sqlite).insert(ProcessedEvent)
-        statement = _RECORD_EVENT[dialect] = insert.on_conflict_do_nothing(
-            index_elements=["program_id", "source", "event_id"]).returning(ProcessedEvent.id)
+    statement = insert_new(session.get_bind().dialect.name, ProcessedEvent,
+                           ("program_id", "source", "event_id"))
     recorded = session.execute(statement, {
         "program_id": ctx.id, "source": source, "event_id": event_id,
         "referral_id": referral_id, "created_at": utcnow()}).first() is not None
     if not recorded:
         session.rollback()
     return recorded
-
-
-_RECORD_EVENT: dict[str, Any] = {}
 
 
 @retry_on_concurrent_update

@@ -38,7 +38,7 @@ from referflow.actions.providers import credentials
 from referflow.domain import referral as states
 from referflow.domain.codes import gift_card_code_tail
 from referflow.domain.program import DISCOUNT_TYPES, ProgramConfig
-from referflow.domain.rewards import Outcome
+from referflow.domain.rewards import CODES, Outcome
 from referflow.domain.timeutil import utcnow
 from referflow.errors import PermanentProviderError, RetryableProviderError
 from referflow.providers import discounts, issuers
@@ -207,10 +207,15 @@ def _store(session: Session, services: Services,
                            if reward.kind == "free_period" else (reward.details or {})["provider"])
 
 
-def _code_request(services: Services, reward: Reward) -> discounts.DiscountCode:
+def _discount_code(secret: str, reward: Reward) -> str:
     """The code of a discount reward, the same on every attempt (derived from the reward)."""
-    code = issuers.derived_code(services.settings.secret_key, "discount-reward", reward.id, 16)
-    return discounts.DiscountCode(key=reward.id, code=code.upper(),
+    return issuers.derived_code(secret, "discount-reward", reward.id, 16).upper()
+
+
+def _code_request(services: Services, reward: Reward) -> discounts.DiscountCode:
+    """What the store is asked to make for a discount reward: its code and its terms."""
+    code = _discount_code(services.settings.secret_key, reward)
+    return discounts.DiscountCode(key=reward.id, code=code,
                                   title=f"Referral reward ({reward.side})",
                                   starts_at=reward.created_at, discount=_discount(reward))
 
@@ -287,13 +292,13 @@ def _without_codes(services: Services, reward: Reward, error: str) -> str:
     """A provider's refusal may repeat the code it was asked to create (Shopify: "code must be
     unique"); the error is stored and sent in reward.failed, so the code keeps its tail only."""
     secret = services.settings.secret_key
-    tried = [_code_request(services, reward).code] if reward.kind in ("percent", "amount") else \
-        [issuers.shopify_card_code(secret, reward.id)] \
-        if reward.issuer == issuers.ShopifyGiftCardIssuer.name else []
-    for code in tried:
-        error = re.sub(re.escape(code), f"····{gift_card_code_tail(code)}", error,
-                       flags=re.IGNORECASE)
-    return error
+    if reward.kind in CODES:
+        tried = _discount_code(secret, reward)
+    elif reward.issuer == issuers.ShopifyGiftCardIssuer.name:
+        tried = issuers.shopify_card_code(secret, reward.id)
+    else:
+        return error
+    return re.sub(re.escape(tried), f"····{gift_card_code_tail(tried)}", error, flags=re.IGNORECASE)
 
 
 def _dump(reward: Reward) -> dict[str, Any]:

@@ -96,6 +96,14 @@ def authenticate(session: Session, email: str, password: str,
     return user
 
 
+def _user(session: Session, user_id: str) -> User:
+    """Return the user, or raise NotFound."""
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound("no such user", code="user_not_found")
+    return user
+
+
 def active_user(session: Session, user_id: str) -> User | None:
     """Return the user if it still exists and is not disabled."""
     user = session.get(User, user_id)
@@ -115,9 +123,7 @@ def session_user(session: Session, user_id: str, stamp: str) -> User | None:
 
 def end_sessions(session: Session, user_id: str) -> User:
     """Give the user a new session stamp: every session holding the old one is over."""
-    user = session.get(User, user_id)
-    if user is None:
-        raise NotFound("no such user", code="user_not_found")
+    user = _user(session, user_id)
     user.session_stamp = new_session_stamp()
     session.commit()
     log.info("user %s: every session ended", user_id)
@@ -130,9 +136,7 @@ def change_password(session: Session, user_id: str, current: str, new: str,
 
     The caller re-issues its own session with the new stamp (the user stays in there).
     """
-    user = session.get(User, user_id)
-    if user is None:
-        raise NotFound("no such user", code="user_not_found")
+    user = _user(session, user_id)
     if len(current) > MAX_PASSWORD or not _verifies(hasher, user.password_hash, current):
         raise Unauthorized("the current password is not right", code="wrong_password")
     user.password_hash = hash_password(new, hasher)
@@ -282,9 +286,7 @@ def remove_member(session: Session, program_id: str, user_id: str) -> None:
 
 def remove_user(session: Session, user_id: str) -> None:
     """Delete a user and their memberships (refused while they are a program's last owner)."""
-    user = session.get(User, user_id)
-    if user is None:
-        raise NotFound("no such user", code="user_not_found")
+    user = _user(session, user_id)
     for member in list(session.scalars(select(ProgramMember).where(ProgramMember.user_id == user_id))):
         _keep_an_owner(session, member.program_id, user_id, None)
         session.delete(member)

@@ -20,13 +20,7 @@ def serialise_on(session: Session, model: Any, row_id: str, column: str) -> None
     SQLite has no row locks: a no-op write of ``column`` takes the database's write lock
     (waiting on busy_timeout), which serialises the deciders.
     """
-    bind = session.get_bind()
-    if bind.dialect.name == "sqlite":
-        col = getattr(model, column)
-        session.execute(update(model).where(model.id == row_id).values({column: col})
-                        .execution_options(synchronize_session=False))
-    else:
-        session.execute(select(model.id).where(model.id == row_id).with_for_update(key_share=True))
+    session.execute(_lock(model, column, _on_sqlite(session), load=False), {"row_id": row_id})
 
 
 def lock_and_load(session: Session, model: Any, row_id: str, column: str) -> Any:
@@ -36,18 +30,21 @@ def lock_and_load(session: Session, model: Any, row_id: str, column: str) -> Any
     no-op ``UPDATE ... RETURNING`` returns it under the write lock. Either way an instance this
     session held already is refreshed (``populate_existing``).
     """
-    statement = _locked_read(model, column, session.get_bind().dialect.name == "sqlite")
+    statement = _lock(model, column, _on_sqlite(session), load=True)
     return session.scalars(statement, {"row_id": row_id}).first()
 
 
-@functools.cache
-def _locked_read(model: Any, column: str, sqlite: bool) -> Any:
-    """The statement of ``lock_and_load``, built once per model, column and backend."""
-    options = {"populate_existing": True}
-    if sqlite:
-        col = getattr(model, column)
-        return (update(model).where(model.id == bindparam("row_id")).values({column: col})
-                .returning(model).execution_options(synchronize_session=False, **options))
-    return (select(model).where(model.id == bindparam("row_id")).with_for_update(key_share=True)
-            .execution_options(**options))
+def _on_sqlite(session: Session) -> bool:
+    return session.get_bind().dialect.name == "sqlite"
 
+
+@functools.cache
+def _lock(model: Any, column: str, sqlite: bool, load: bool) -> Any:
+    """The lock statement of a model's row, reading the row back when ``load``; built once."""
+    row = model.id == bindparam("row_id")
+    if sqlite:
+        statement: Any = update(model).where(row).values({column: getattr(model, column)})
+        statement = statement.returning(model) if load else statement
+        return statement.execution_options(synchronize_session=False, populate_existing=load)
+    statement = select(model if load else model.id).where(row).with_for_update(key_share=True)
+    return statement.execution_options(populate_existing=True) if load else statement
