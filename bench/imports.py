@@ -21,13 +21,14 @@ import random
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import click
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from referflow.actions.backfill import ReferralImport
 from referflow.actions.bulk import BulkImport, csv_records
@@ -114,6 +115,37 @@ class Clock:
         return result
 
 
+class Statements:
+    """Wall seconds the database spent on each kind of statement (its first words), and on the
+    commits: where a write phase goes, and how much of it the bare row inserts are."""
+
+    def __init__(self, job: BulkImport):
+        self.seconds: Counter[str] = Counter()
+        self._started = 0.0
+        event.listen(job.conn, "before_cursor_execute", self._before)
+        event.listen(job.conn, "after_cursor_execute", self._after)
+        commit = job.conn.commit
+
+        def timed_commit() -> None:  # the import's own commits, one a batch
+            started = time.perf_counter()
+            commit()
+            self.seconds["COMMIT"] += time.perf_counter() - started
+
+        job.conn.commit = timed_commit  # type: ignore[method-assign]
+
+    def _before(self, *_args: Any) -> None:
+        self._started = time.perf_counter()
+
+    def _after(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        words = " ".join(statement.split()[:3]).split("(")[0]
+        self.seconds[words] += time.perf_counter() - self._started
+
+    def top(self, count: int = 6) -> str:
+        """The statements that took longest."""
+        return "; ".join(f"{name} {seconds:.1f} s" for name, seconds
+                         in self.seconds.most_common(count))
+
+
 def run(job: CustomerImport | ReferralImport, path: Path, label: str) -> None:
     """Run one import as the CLI does, printing its phases."""
     clock = Clock(job)
@@ -122,6 +154,7 @@ def run(job: CustomerImport | ReferralImport, path: Path, label: str) -> None:
         _, records = csv_records(stream)
         report = clock.phase("check", lambda: job.check(records, _ignore))
     assert not report.problems, report.problems.listed[:5]
+    statements = Statements(job)
     clock.phase("write+stats", lambda: job.write(_ignore))
     total = time.perf_counter() - started
     print(f"  {label}: {total:.1f} s wall; " + ", ".join(clock.figures)
@@ -129,6 +162,7 @@ def run(job: CustomerImport | ReferralImport, path: Path, label: str) -> None:
           + (f", repeated {report.repeated:,}" if report.repeated else "")
           + "".join(f", {name} {count:,}" for name, count in report.extra.items())
           + f" (load average {os.getloadavg()[0]:.1f})")
+    print(f"    write phase, statements (wall): {statements.top()}")
 
 
 def _ignore(_units: int) -> None:

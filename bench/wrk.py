@@ -18,6 +18,9 @@ way). The cases, each driven by a Lua script in bench/lua/:
   --seed referrals in the database first;
 - ingress: Stripe `invoice.paid` deliveries, each a distinct event signed beforehand (Lua has
   no HMAC): verify the signature, record, answer;
+- floor claim+qualify: the same script against bench/floor_app.py on referflow's database, the
+  statements a claim and a qualify cannot skip sent through the driver from a bare Flask app
+  (what the database and the data model cost, without referflow's features and layers);
 - with --scale: claims alone (claim.lua) on the --seed database, then again once it holds
   1M referrals of 100k advocates (bulk-seeded while the server runs), and the ratio of the two
   p50s and p99s (issue 15's target: within 1.25x).
@@ -81,11 +84,11 @@ class Case:
         """One row of the printed table."""
         ratio = f"{self.rps / echo.rps:6.3f}" if echo and echo.rps else "     -"
         counts = " ".join(f"{k}={v}" for k, v in sorted(self.counts.items()))
-        return (f"{self.name:<16} {self.rps:9.0f} {self.p50_ms:9.1f} {self.p99_ms:9.1f} "
+        return (f"{self.name:<20} {self.rps:9.0f} {self.p50_ms:9.1f} {self.p99_ms:9.1f} "
                 f"{self.non_2xx + self.socket_errors:8d} {ratio}   {counts}")
 
 
-HEADER = f"{'case':<16} {'req/s':>9} {'p50 ms':>9} {'p99 ms':>9} {'errors':>8}  ratio   answers"
+HEADER = f"{'case':<20} {'req/s':>9} {'p50 ms':>9} {'p99 ms':>9} {'errors':>8}  ratio   answers"
 
 
 def wrk(url: str, script: str, args: list[str], opts: dict[str, Any], name: str) -> Case:
@@ -234,7 +237,23 @@ def run_referflow(kind: str, opts: dict[str, Any], echo: Case) -> tuple[list[Cas
             f"{base}/v1/ingress/{program_id}/stripe", "ingress.lua",
             [str(events), str(opts["threads"])], opts, "ingress (stripe)")))
         rss = [rss_mb(pid) for pid in worker_pids(server.pid)]
+        cases.append(run_floor(server, opts, tag))
     return cases, rss
+
+
+def run_floor(server: Served, opts: dict[str, Any], tag: str) -> Case:
+    """claim+qualify against bench/floor_app.py on referflow's database (referflow idle)."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "gunicorn", "-w", str(opts["workers"]), "-k", "gthread",
+           "--threads", str(opts["server_threads"]), "-b", f"127.0.0.1:{port}",
+           "--chdir", str(ROOT / "bench"), "floor_app:app"]
+    env = {**gunicorn_env(), "DATABASE_URL": server.url, "FLOOR_PROGRAM_ID": server.program_id}
+    with served(cmd, port, env, ROOT):
+        url = f"http://127.0.0.1:{port}"
+        wrk(url, "claim_qualify.lua", ["-", f"fwarm{tag}", server.codes_file],
+            {**opts, "seconds": 2}, "warm-up")
+        return wrk(url, "claim_qualify.lua", ["-", f"floor{tag}", server.codes_file], opts,
+                   "floor claim+qualify")
 
 
 def run_scale(kind: str, opts: dict[str, Any]) -> tuple[Case, Case]:
