@@ -27,25 +27,25 @@ from tests.helpers import claim, link
 
 PUBLIC = "93.184.216.34"  # resolved and checked in these tests, never connected to
 
-NOT_PUBLIC = [
-    "http://0.0.0.0/", "http://[::]/", "http://100.64.0.1/", "http://127.0.0.1:8099/",
-    "http://169.254.169.254/latest/meta-data", "http://10.0.0.1/", "http://172.16.0.1/",
-    "http://192.168.1.1/", "http://192.0.0.8/", "http://198.18.0.1/", "http://224.0.0.1/",
-    "http://239.255.255.250/", "http://240.0.0.1/", "http://255.255.255.255/",
-    "http://[::1]/", "http://[fe80::1]/", "http://[fc00::1]/", "http://[fd00:ec2::254]/",
-    "http://[fec0::1]/", "http://[ff02::1]/", "http://[100::1]/", "http://[2001:db8::1]/",
+NOT_PUBLIC = [  # https: plain http is refused first where these are (https_required)
+    "https://0.0.0.0/", "https://[::]/", "https://100.64.0.1/", "https://127.0.0.1:8099/",
+    "https://169.254.169.254/latest/meta-data", "https://10.0.0.1/", "https://172.16.0.1/",
+    "https://192.168.1.1/", "https://192.0.0.8/", "https://198.18.0.1/", "https://224.0.0.1/",
+    "https://239.255.255.250/", "https://240.0.0.1/", "https://255.255.255.255/",
+    "https://[::1]/", "https://[fe80::1]/", "https://[fc00::1]/", "https://[fd00:ec2::254]/",
+    "https://[fec0::1]/", "https://[ff02::1]/", "https://[100::1]/", "https://[2001:db8::1]/",
     # IPv4-mapped, IPv4-compatible and SIIT forms: refused outright
-    "http://[::ffff:127.0.0.1]/", "http://[::ffff:7f00:1]/", "http://[::ffff:a9fe:a9fe]/",
-    "http://[::ffff:5db8:d822]/", "http://[::127.0.0.1]/", "http://[::a9fe:a9fe]/",
-    "http://[::ffff:0:7f00:1]/",
+    "https://[::ffff:127.0.0.1]/", "https://[::ffff:7f00:1]/", "https://[::ffff:a9fe:a9fe]/",
+    "https://[::ffff:5db8:d822]/", "https://[::127.0.0.1]/", "https://[::a9fe:a9fe]/",
+    "https://[::ffff:0:7f00:1]/",
     # NAT64 and 6to4 carrying a non-public IPv4; local-use NAT64 and Teredo refused outright
-    "http://[64:ff9b::7f00:1]/", "http://[64:ff9b::a9fe:a9fe]/", "http://[64:ff9b::a00:1]/",
-    "http://[64:ff9b:1::5db8:d822]/", "http://[2002:7f00:1::]/", "http://[2002:a9fe:a9fe::1]/",
-    "http://[2002:a00:1::1]/", "http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/",
-    "http://[2001:0:4136:e378:8000:63bf:a247:27dd]/",
+    "https://[64:ff9b::7f00:1]/", "https://[64:ff9b::a9fe:a9fe]/", "https://[64:ff9b::a00:1]/",
+    "https://[64:ff9b:1::5db8:d822]/", "https://[2002:7f00:1::]/", "https://[2002:a9fe:a9fe::1]/",
+    "https://[2002:a00:1::1]/", "https://[2001:0:4136:e378:8000:63bf:80ff:fffe]/",
+    "https://[2001:0:4136:e378:8000:63bf:a247:27dd]/",
     # names whose answer (or one of whose answers) is not public
-    "http://localhost/", "http://internal.test/", "http://mixed.test/", "http://imds6.test/",
-    "http://nat64.test/",
+    "https://localhost/", "https://internal.test/", "https://mixed.test/", "https://imds6.test/",
+    "https://nat64.test/",
 ]
 
 MALFORMED = [
@@ -66,15 +66,20 @@ MALFORMED = [
 
 ACCEPTED = [
     ("https://hook.test/a", "https", "hook.test", 443, PUBLIC),
-    ("HTTP://Hook.TEST:8080/p?q=1", "http", "hook.test", 8080, PUBLIC),
-    ("http://hook.test:/", "http", "hook.test", 80, PUBLIC),
-    ("http://hook.test#@evil.test/", "http", "hook.test", 80, PUBLIC),
-    ("http://hook.test/?next=http://127.0.0.1/", "http", "hook.test", 80, PUBLIC),
+    ("HTTPS://Hook.TEST:8080/p?q=1", "https", "hook.test", 8080, PUBLIC),
+    ("https://hook.test:/", "https", "hook.test", 443, PUBLIC),
+    ("https://hook.test#@evil.test/", "https", "hook.test", 443, PUBLIC),
+    ("https://hook.test/?next=http://127.0.0.1/", "https", "hook.test", 443, PUBLIC),
     ("https://xn--exmple-cua.test/", "https", "xn--exmple-cua.test", 443, PUBLIC),
-    (f"http://{PUBLIC}/", "http", PUBLIC, 80, PUBLIC),
-    ("http://[64:ff9b::5db8:d822]/", "http", "64:ff9b::5db8:d822", 80, "64:ff9b::5db8:d822"),
-    ("http://[2002:5db8:d822::1]/", "http", "2002:5db8:d822::1", 80, "2002:5db8:d822::1"),
+    (f"https://{PUBLIC}/", "https", PUBLIC, 443, PUBLIC),
+    ("https://[64:ff9b::5db8:d822]/", "https", "64:ff9b::5db8:d822", 443, "64:ff9b::5db8:d822"),
+    ("https://[2002:5db8:d822::1]/", "https", "2002:5db8:d822::1", 443, "2002:5db8:d822::1"),
 ]
+
+# Public targets over plain http: refused where private addresses are (production), before any
+# DNS lookup; accepted where they are allowed (development, these tests' own listeners).
+PLAIN_HTTP = ["http://hook.test/a", "HTTP://Hook.TEST:8080/p?q=1", "http://hook.test:443/",
+              f"http://{PUBLIC}/", "http://[2002:5db8:d822::1]/"]
 
 
 class FakeDns:
@@ -219,10 +224,48 @@ def test_guard_accepts_public_targets(url, scheme, host, port, ip):
     assert target.ip == ipaddress.ip_address(ip)
 
 
-def test_private_mode_skips_only_the_address_check():
+def test_private_mode_skips_only_the_address_and_https_checks():
     assert safe_http.check("http://internal.test:8080/x", True).ip == ipaddress.ip_address("10.0.0.5")
     assert str(safe_http.check("http://[::127.0.0.1]/", True).ip) == "::7f00:1"
-    assert "non-public" in str(_refused("http://internal.test:8080/x", allow_private=False))
+    assert "non-public" in str(_refused("https://internal.test:8080/x", allow_private=False))
+
+
+@pytest.mark.parametrize("url", PLAIN_HTTP)
+def test_plain_http_is_refused_in_production_before_any_lookup(url, dns):
+    with pytest.raises(ValidationFailed) as caught:
+        safe_http.check(url, allow_private=False)
+    assert caught.value.code == "https_required" and "https" in caught.value.message
+    assert dns.asked == []
+    assert safe_http.check(url, allow_private=True).scheme == "http"
+
+
+@pytest.mark.parametrize("url", [u for u in PLAIN_HTTP if u.startswith("http:")])  # the schema's case
+def test_api_answers_422_https_required_for_plain_http_in_production(strict_api, api, url, dns):
+    refused = strict_api.post("/v1/webhooks", {"url": url, "events": ["*"]})
+    assert refused.status_code == 422, refused.get_data(as_text=True)
+    body = refused.get_json()
+    assert body["code"] == "https_required" and "https" in body["message"]
+    assert strict_api.get("/v1/webhooks").get_json()["items"] == [] and dns.asked == []
+    assert api.post("/v1/webhooks", {"url": url, "events": ["*"]}).status_code == 201  # development
+
+
+def test_plain_http_made_in_development_is_refused_at_send_time_without_connecting(
+        settings, api, dns, connects):
+    # A subscription the guard let through where http was allowed (or before the rule), sent by
+    # a production sender: a failed attempt, refused before any lookup or connection.
+    sub = api.post("/v1/webhooks", {"url": "http://hook.test/hook", "events": ["referral.claimed"]})
+    assert sub.status_code == 201, sub.get_json()
+    claim(api, link(api)["code"])
+    # made after the permissive app: the in-process jobs run with the last app's settings
+    strict = create_app(settings.with_overrides(allow_private_webhook_urls=False))
+    assert strict.extensions["referflow"].settings.allow_private_webhook_urls is False
+    _tick(strict)
+    strict.extensions["referflow"].db.dispose()
+    got = api.get(f"/v1/webhooks/{sub.get_json()['id']}/deliveries").get_json()["items"][0]
+    assert got["status"] == "pending" and got["last_status_code"] is None
+    assert got["last_error"] == ("ValidationFailed: the URL must use https "
+                                 "(plain http is refused in production)")
+    assert dns.asked == ["hook.test"] and connects == []  # the one lookup: at subscription
 
 
 def test_unresolvable_names_are_refused():
@@ -248,7 +291,7 @@ def _assert_refused(response: Any, url: str) -> None:
 def test_answer_turned_private_at_send_time_is_a_failed_attempt_without_connecting(
         strict_app, strict_api, dns, connects):
     dns.answers["hook.test"] = [[PUBLIC], ["127.0.0.1"]]
-    sub = strict_api.post("/v1/webhooks", {"url": "http://hook.test/hook", "events": ["referral.claimed"]})
+    sub = strict_api.post("/v1/webhooks", {"url": "https://hook.test/hook", "events": ["referral.claimed"]})
     assert sub.status_code == 201, sub.get_json()
     claim(strict_api, link(strict_api)["code"])
     _tick(strict_app)

@@ -46,18 +46,71 @@ def test_subscription_lifecycle(api):
     assert api.get("/v1/webhooks").get_json()["items"] == []
 
 
-@pytest.mark.parametrize("url", [
-    "http://127.0.0.1:8080/hook", "http://localhost/hook", "http://10.1.2.3/hook",
-    "http://192.168.0.10/x", "http://169.254.169.254/latest/meta-data", "http://[::1]/x",
-    "http://[fe80::1]/x", "http://0.0.0.0/x",
+@pytest.mark.parametrize(("url", "code"), [
+    ("https://127.0.0.1:8080/hook", "url_not_allowed"), ("https://localhost/hook", "url_not_allowed"),
+    ("https://10.1.2.3/hook", "url_not_allowed"), ("https://192.168.0.10/x", "url_not_allowed"),
+    ("https://169.254.169.254/latest/meta-data", "url_not_allowed"), ("https://[::1]/x", "url_not_allowed"),
+    ("https://[fe80::1]/x", "url_not_allowed"), ("https://0.0.0.0/x", "url_not_allowed"),
+    # production takes https only, refused before the address is looked at
+    ("http://127.0.0.1:8080/hook", "https_required"), ("http://93.184.216.34/hook", "https_required"),
 ])
-def test_private_targets_are_refused_unless_allowed(settings, url):
+def test_private_targets_and_plain_http_are_refused_unless_allowed(settings, url, code):
     strict = create_app(settings.with_overrides(allow_private_webhook_urls=False))
     api = make_program(strict.test_client())
     response = api.post("/v1/webhooks", {"url": url, "events": ["*"]})
     assert response.status_code == 422
-    assert response.get_json()["code"] == "url_not_allowed"
+    assert response.get_json()["code"] == code
+    assert api.get("/v1/webhooks").get_json()["items"] == []
     strict.extensions["referflow"].db.dispose()
+
+
+FIRST = "https://127.0.0.1/hooks/a?b=1"
+
+
+@pytest.mark.parametrize(("url", "again"), [
+    (FIRST, FIRST), (FIRST, "https://127.0.0.1:443/hooks/a?b=1"), (FIRST, "https://127.0.0.1/hooks/a?b=1#part"),
+    ("http://127.0.0.1:80/x", "http://127.0.0.1/x"), ("https://[fe80::a]/x", "https://[FE80::A]:443/x"),
+    ("https://127.0.0.1", "https://127.0.0.1/"),  # the request line of both is "POST /"
+])
+def test_a_second_subscription_of_one_endpoint_is_refused_naming_the_first(api, url, again):
+    first = _subscribe(api, url, ["referral.approved"])
+    refused = api.post("/v1/webhooks", {"url": again, "events": ["*"]})
+    assert refused.status_code == 409, refused.get_json()
+    body = refused.get_json()
+    assert body["code"] == "subscription_exists" and first["id"] in body["message"]
+    assert body["errors"] == [{"path": "/url", "message": body["message"], "subscription_id": first["id"]}]
+    assert [s["id"] for s in api.get("/v1/webhooks").get_json()["items"]] == [first["id"]]
+
+
+@pytest.mark.parametrize("other", [
+    "https://127.0.0.1/hooks/A?b=1", "https://127.0.0.1/hooks/a?b=2", "https://127.0.0.1/hooks/a",
+    "https://127.0.0.1/hooks/a/?b=1", "https://127.0.0.1:8443/hooks/a?b=1",
+    "http://127.0.0.1/hooks/a?b=1", "https://127.0.0.2/hooks/a?b=1",
+])
+def test_another_path_query_port_scheme_or_host_is_another_endpoint(api, other):
+    _subscribe(api, FIRST)
+    _subscribe(api, other)
+    assert len(api.get("/v1/webhooks").get_json()["items"]) == 2
+
+
+def test_programs_may_share_an_endpoint(api, client):
+    other = make_program(client, name="Other")
+    assert _subscribe(api, FIRST)["id"] != _subscribe(other, FIRST)["id"]
+
+
+def test_a_deleted_or_disabled_subscription_leaves_its_endpoint_free(api, app):
+    deleted = _subscribe(api, FIRST)
+    api.client.delete(f"/v1/webhooks/{deleted['id']}", headers=api.headers())
+    disabled = _subscribe(api, FIRST)  # subscribed again once deleted
+    with app.extensions["referflow"].db.session() as s:  # as the sender disables a failing one
+        s.execute(update(WebhookSubscription).where(WebhookSubscription.id == disabled["id"])
+                  .values(active=False, disabled_reason="failing since ...; disabled"))
+        s.commit()
+    third = _subscribe(api, FIRST)
+    listed = {s["id"]: s["active"] for s in api.get("/v1/webhooks").get_json()["items"]}
+    assert listed == {disabled["id"]: False, third["id"]: True}
+    assert api.post("/v1/webhooks", {"url": FIRST, "events": ["*"]}).get_json()["errors"][0][
+        "subscription_id"] == third["id"]
 
 
 @pytest.mark.parametrize("body", [

@@ -148,8 +148,8 @@ def strict(settings):
 
 
 @pytest.mark.parametrize("url", [
-    "http://10.1.2.3/hook", "https://169.254.169.254/latest/meta-data", "http://127.0.0.1:8080/hook",
-    "https://[::1]/hook", "https://[fd00:ec2::254]/", "http://192.168.0.10/x", "http://0.0.0.0/x",
+    "https://10.1.2.3/hook", "https://169.254.169.254/latest/meta-data", "https://127.0.0.1:8080/hook",
+    "https://[::1]/hook", "https://[fd00:ec2::254]/", "https://192.168.0.10/x", "https://0.0.0.0/x",
 ])
 def test_the_guard_refuses_inside_addresses_without_connecting(strict, url):
     client = strict.test_client()
@@ -160,6 +160,32 @@ def test_the_guard_refuses_inside_addresses_without_connecting(strict, url):
     page = text(refused)
     assert "resolves to a non-public address" in page and 'aria-invalid="true"' in page
     assert _subs(program) == []
+
+
+@pytest.mark.parametrize("url", ["http://93.184.216.34/hook", "http://127.0.0.1:8080/hook"])
+def test_plain_http_is_refused_in_production_with_why(strict, url):
+    client = strict.test_client()
+    program = make_program(client)
+    _as(strict, client, program)
+    refused = _add(client, program, url)
+    assert refused.status_code == 422
+    page = text(refused)
+    assert "URL: the URL must use https (plain http is refused in production)" in page
+    assert 'aria-invalid="true"' in page and f'value="{url}"' in page
+    assert _subs(program) == []
+
+
+def test_an_endpoint_added_twice_is_refused_naming_the_first(app, client, program):
+    _as(app, client, program)
+    assert _add(client, program).status_code == 201
+    [first] = _subs(program)
+    refused = _add(client, program, HOOK.replace("127.0.0.1", "127.0.0.1:443") + "#again",
+                   ["referral.approved"])
+    assert refused.status_code == 409
+    page = text(refused)
+    assert "Not added:" in page and 'aria-invalid="true"' in page
+    assert f"URL: webhook subscription {first['id']} already sends to this URL" in page
+    assert _secret(page) is None and [s["id"] for s in _subs(program)] == [first["id"]]
 
 
 @pytest.mark.parametrize("role", ["viewer", "reviewer"])

@@ -21,7 +21,8 @@ from referflow.actions.events import EVENT_TYPES, delivered_payload, public_payl
 from referflow.actions.sync import plan
 from referflow.domain.codes import new_id
 from referflow.domain.timeutil import utcnow
-from referflow.errors import BadRequest, NotFound, ValidationFailed
+from referflow.domain.urls import normal_url
+from referflow.errors import BadRequest, Conflict, NotFound, ValidationFailed
 from referflow.logs import current_request_id, new_request_id
 from referflow.providers import safe_http
 from referflow.storage import leases
@@ -45,20 +46,39 @@ PENDING, SENDING, SUCCEEDED, FAILED = (DeliveryStatus.PENDING, DeliveryStatus.SE
 
 def create_subscription(session: Session, ctx: ProgramContext, body: dict[str, Any],
                         allow_private: bool) -> WebhookSubscription:
-    """Subscribe a URL to event types; the signing secret is returned once."""
+    """Subscribe a URL to event types; the signing secret is returned once. 409 for a URL the
+    program already has an active subscription to (compared in ``domain.urls.normal_url`` form)."""
     safe_http.check(body["url"], allow_private)  # the same check the sender makes at send time
     unknown = sorted(set(body["events"]) - set(EVENT_TYPES) - {"*"})
     if unknown:
         raise ValidationFailed(f"unknown event types: {', '.join(unknown)}", code="unknown_event_type")
+    url_key = normal_url(body["url"])
+    _refuse_if_subscribed(session, ctx, url_key)
     # The key is URL-safe text (256 bits), so tools that take an HMAC key as text (n8n's Crypto
     # node) can use it; the whsec_ form is the Standard Webhooks encoding of the same bytes.
     key = secrets.token_urlsafe(32)
-    sub = WebhookSubscription(id=new_id("whk"), program_id=ctx.id, url=body["url"],
+    sub = WebhookSubscription(id=new_id("whk"), program_id=ctx.id, url=body["url"], url_key=url_key,
                               events=sorted(set(body["events"])),
                               secret="whsec_" + base64.b64encode(key.encode()).decode())
     session.add(sub)
-    session.commit()
+    try:
+        session.commit()
+    except IntegrityError:  # a parallel create of the same endpoint committed first
+        session.rollback()
+        _refuse_if_subscribed(session, ctx, url_key)
+        raise
     return sub
+
+
+def _refuse_if_subscribed(session: Session, ctx: ProgramContext, url_key: str) -> None:
+    """Refuse (409) a second active subscription of one endpoint, naming the one there is."""
+    existing = session.scalar(select(WebhookSubscription.id).where(
+        WebhookSubscription.program_id == ctx.id, WebhookSubscription.url_key == url_key,
+        WebhookSubscription.active.is_(True)))
+    if existing is not None:
+        message = f"webhook subscription {existing} already sends to this URL"
+        raise Conflict(message, code="subscription_exists",
+                       errors=[{"path": "/url", "message": message, "subscription_id": existing}])
 
 
 def list_subscriptions(session: Session, ctx: ProgramContext) -> list[WebhookSubscription]:

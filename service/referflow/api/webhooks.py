@@ -42,7 +42,8 @@ def _delivery(d: WebhookDelivery, attempts: list[DeliveryAttempt] | None = None)
 
 @operation(bp, "createWebhookSubscription", "POST", "/v1/webhooks", tag="webhooks", status=201,
            request_schema=SUBSCRIBE_REQUEST, response="webhook-subscription",
-           summary="Subscribe a URL to events; the signing secret is returned once")
+           summary="Subscribe a URL to events; the signing secret is returned once "
+                   "(a URL the program has an active subscription to: 409)")
 def create_subscription(caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
     allow = current_app.extensions["referflow"].settings.allow_private_webhook_urls
     return _subscription(webhooks.create_subscription(db_session(), caller.ctx, body, allow),

@@ -15,13 +15,13 @@ from referflow.api.operations import db_session
 from referflow.api.webhooks import SUBSCRIBE_REQUEST
 from referflow.dashboard.auth import require
 from referflow.dashboard.blueprint import bp
-from referflow.errors import ValidationFailed
-from referflow.providers.safe_http import REFUSED
+from referflow.errors import ApiError, Conflict, ValidationFailed
+from referflow.providers.safe_http import HTTPS_REQUIRED, REFUSED
 from referflow.storage.models import OutboxEvent
 
 log = logging.getLogger("referflow.dashboard")
 # The form field a refusal without a path is about (the URL guard's, the event-type check's).
-REFUSAL_FIELD = {REFUSED: "url", "unknown_event_type": "events"}
+REFUSAL_FIELD = {REFUSED: "url", HTTPS_REQUIRED: "url", "unknown_event_type": "events"}
 
 
 def _page(status: int = 200, form: dict[str, Any] | None = None, errors: list[dict[str, str]] | None = None,
@@ -54,15 +54,15 @@ def webhooks_add(program_id: str) -> Any:
         services.schemas.validate(SUBSCRIBE_REQUEST, body)  # the API's request contract
         sub = webhooks.create_subscription(db_session(), g.program_ctx, body,
                                            services.settings.allow_private_webhook_urls)
-    except ValidationFailed as exc:
+    except (ValidationFailed, Conflict) as exc:  # a refused URL or events; a URL subscribed already
         db_session().rollback()
-        return _page(422, form, _errors(exc))
+        return _page(exc.status, form, _errors(exc))
     log.info("user %s added webhook subscription %s of %s", g.user.id, sub.id, program_id)
     flash(f"Endpoint {sub.url} added: it receives the events that happen from now on.", "success")
     return _page(201, created=sub)
 
 
-def _errors(exc: ValidationFailed) -> list[dict[str, str]]:
+def _errors(exc: ApiError) -> list[dict[str, str]]:
     """Return the refusal's messages, each with the form field it is about ("" for none)."""
     found = [(str(e.get("path", "")), str(e.get("message", ""))) for e in exc.errors if isinstance(e, dict)]
     if not found:

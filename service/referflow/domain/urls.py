@@ -7,6 +7,7 @@ from urllib.parse import SplitResult, urlsplit
 
 # Whitespace, controls and backslashes are read differently by browsers, urllib and urllib3.
 _FORBIDDEN = re.compile(r"[\x00-\x20\x7f\\]")
+DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class BadUrl(ValueError):
@@ -43,3 +44,19 @@ def is_http_url(url: str) -> bool:
     except BadUrl:
         return False
     return True
+
+
+def normal_url(url: str) -> str:
+    """Return the form two URLs of one endpoint share; raise BadUrl for a URL that is not http(s).
+
+    The scheme and host are lower case (``urlsplit`` reads them so), the scheme's default port
+    is dropped, an IPv6 host keeps its brackets. The path and query stay exactly as given (the
+    receiver may tell ``/A`` from ``/a``), except that an empty path is ``/``, the path that is
+    sent for it. The fragment is dropped: it is never sent.
+    """
+    parts = parse_http_url(url)
+    host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host
+    port = "" if parts.port in (None, DEFAULT_PORTS[parts.scheme]) else f":{parts.port}"
+    query = f"?{parts.query}" if parts.query else ""
+    return f"{parts.scheme}://{host}{port}{parts.path or '/'}{query}"

@@ -4,6 +4,7 @@ One strict parse, one DNS resolution, one connection: the address that passed th
 address the socket connects to, so a later DNS answer cannot swap it. The request still carries
 the URL's Host header, and for https the URL's hostname as SNI and in certificate verification.
 No proxies (a proxy would resolve the name itself), no ~/.netrc credentials, no redirects.
+Where inside addresses are refused (production), plain http is refused too (``https_required``).
 """
 
 from __future__ import annotations
@@ -18,13 +19,13 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util import parse_url
 
-from referflow.domain.urls import BadUrl, parse_http_url
+from referflow.domain.urls import DEFAULT_PORTS, BadUrl, parse_http_url
 from referflow.errors import ValidationFailed
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
-DEFAULT_PORTS = {"http": 80, "https": 443}
 REFUSED = "url_not_allowed"
+HTTPS_REQUIRED = "https_required"
 _LABEL = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?")
 _NUMERIC_LABEL = re.compile(r"[0-9]+|0x[0-9a-f]*")
 
@@ -61,8 +62,15 @@ class CheckedTarget:
 
 
 def check(url: str, allow_private: bool) -> CheckedTarget:
-    """Parse the URL strictly, resolve its host once and refuse non-public addresses unless allowed."""
+    """Parse the URL strictly, resolve its host once and refuse non-public addresses unless allowed.
+
+    Where private addresses are refused (production), so is plain http: events and their
+    signatures would cross the internet readable and alterable. Refused before any DNS lookup.
+    """
     scheme, host, port = parse(url)
+    if scheme != "https" and not allow_private:
+        raise ValidationFailed("the URL must use https (plain http is refused in production)",
+                               code=HTTPS_REQUIRED)
     return CheckedTarget(url, scheme, host, port, _resolve(host, port, allow_private))
 
 

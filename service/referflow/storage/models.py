@@ -494,9 +494,15 @@ class WebhookSubscription(Base):
     """An outbound webhook endpoint of a program (also a Zapier REST-hook subscription)."""
 
     __tablename__ = "webhook_subscriptions"
+    # One active subscription per endpoint of a program, so that of two parallel creates of one
+    # URL only one commits; removed and disabled ones leave the index (migration 0022).
+    __table_args__ = (Index(None, "program_id", "url_key", unique=True,
+                            sqlite_where=text("active"), postgresql_where=text("active")),)
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     program_id: Mapped[str] = mapped_column(ForeignKey("programs.id"), index=True)
     url: Mapped[str] = mapped_column(String(2000))
+    # domain.urls.normal_url(url); NULL on the later ones of duplicates made before 0022
+    url_key: Mapped[str | None] = mapped_column(String(2048))
     events: Mapped[list[Any]]
     secret: Mapped[str] = mapped_column(EncryptedText("webhook_subscriptions.secret"))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
