@@ -185,10 +185,10 @@ def _user_session() -> Iterator[Any]:
         db.dispose()
 
 
-def _new_password(from_stdin: bool) -> str:
+def _new_password(from_stdin: bool, label: str = "Password") -> str:
     if from_stdin:
         return sys.stdin.readline().rstrip("\r\n")
-    return str(click.prompt("Password", hide_input=True, confirmation_prompt=True))
+    return str(click.prompt(label, hide_input=True, confirmation_prompt=True))
 
 
 @users.command("create")
@@ -247,6 +247,44 @@ def users_remove(email: str) -> None:
     with _user_session() as session:
         remove_user(session, find_user(session, email).id)
         click.echo(f"user {email} removed")
+
+
+@users.command("disable")
+@click.option("--email", required=True)
+def users_disable(email: str) -> None:
+    """Stop a user logging in and end every session of theirs (their roles stay)."""
+    from referflow.actions.accounts import disable_user
+    from referflow.actions.users import find_user
+
+    with _user_session() as session:
+        disable_user(session, find_user(session, email).id)
+        click.echo(f"user {email} disabled; every session of theirs ended")
+
+
+@users.command("enable")
+@click.option("--email", required=True)
+def users_enable(email: str) -> None:
+    """Let a disabled user log in again."""
+    from referflow.actions.accounts import enable_user
+    from referflow.actions.users import find_user
+
+    with _user_session() as session:
+        enable_user(session, find_user(session, email).id)
+        click.echo(f"user {email} enabled")
+
+
+@users.command("reset-password")
+@click.option("--email", required=True)
+@click.option("--password-stdin", is_flag=True, help="Read the new password from standard input")
+def users_reset_password(email: str, password_stdin: bool) -> None:
+    """Set a user's new password (asks twice, or reads stdin) and end every session of theirs."""
+    from referflow.actions.accounts import reset_password
+    from referflow.actions.users import find_user
+
+    password = _new_password(password_stdin, "New password")
+    with _user_session() as session:
+        reset_password(session, find_user(session, email).id, password)
+        click.echo(f"user {email}: new password set; every session of theirs ended")
 
 
 @main.group()

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from referflow.actions import users
 from referflow.actions.events import EVENT_TYPES
 from referflow.dashboard.insights_figures import money
 from referflow.storage.crypto import Keyring
@@ -158,6 +159,8 @@ def test_every_page_is_accessible_strict_and_fits_a_phone(owner: Any, site: Site
     page, _seen = owner
     made = site.made
     in_review = next(r for r, s in _statuses(site).items() if s == "in_review")
+    with site.db.session() as session:
+        reviewer_id = users.find_user(session, REVIEWER).id
     pages = {
         "overview": site.url("overview"),
         "referrals": site.url("referrals"),
@@ -171,6 +174,7 @@ def test_every_page_is_accessible_strict_and_fits_a_phone(owner: Any, site: Site
         "webhooks": site.url("webhooks"),
         "settings": site.url("settings"),
         "users": site.url("users"),
+        "member-account": site.url(f"users/{reviewer_id}"),
         "overview-empty-program": site.url("overview", site.other_program),
         "referrals-empty-program": site.url("referrals", site.other_program),
         "bad-request": site.url("referrals?status=nope"),

@@ -18,6 +18,7 @@ from referflow.domain.codes import new_id, new_session_stamp
 from referflow.domain.roles import Role, parse_role
 from referflow.domain.timeutil import utcnow
 from referflow.errors import Conflict, NotFound, Unauthorized, ValidationFailed
+from referflow.storage.locks import serialise_on
 from referflow.storage.models import Program, ProgramMember, User
 
 log = logging.getLogger("referflow.users")
@@ -96,7 +97,7 @@ def authenticate(session: Session, email: str, password: str,
     return user
 
 
-def _user(session: Session, user_id: str) -> User:
+def get_user(session: Session, user_id: str) -> User:
     """Return the user, or raise NotFound."""
     user = session.get(User, user_id)
     if user is None:
@@ -123,7 +124,7 @@ def session_user(session: Session, user_id: str, stamp: str) -> User | None:
 
 def end_sessions(session: Session, user_id: str) -> User:
     """Give the user a new session stamp: every session holding the old one is over."""
-    user = _user(session, user_id)
+    user = get_user(session, user_id)
     user.session_stamp = new_session_stamp()
     session.commit()
     log.info("user %s: every session ended", user_id)
@@ -136,7 +137,7 @@ def change_password(session: Session, user_id: str, current: str, new: str,
 
     The caller re-issues its own session with the new stamp (the user stays in there).
     """
-    user = _user(session, user_id)
+    user = get_user(session, user_id)
     if len(current) > MAX_PASSWORD or not _verifies(hasher, user.password_hash, current):
         raise Unauthorized("the current password is not right", code="wrong_password")
     user.password_hash = hash_password(new, hasher)
@@ -230,14 +231,21 @@ def emails_of(session: Session, user_ids: Iterable[str]) -> dict[str, str]:
     return {uid: email for uid, email in session.execute(select(User.id, User.email).where(User.id.in_(wanted)))}
 
 
-def _keep_an_owner(session: Session, program_id: str, user_id: str, new_role: str | None) -> None:
-    """Refuse to leave a program without an owner (the last owner cannot leave or step down)."""
+def keep_an_owner(session: Session, program_id: str, user_id: str, new_role: str | None) -> None:
+    """Refuse to leave a program without an active owner (its last one cannot leave, step down
+    or be disabled; ``new_role`` None: the user leaves or is disabled).
+
+    The program's row is locked first, so two owners taken away at once cannot both pass.
+    """
     if role_on(session, user_id, program_id) != Role.OWNER or new_role == Role.OWNER:
         return
-    owners = session.scalar(select(func.count()).select_from(ProgramMember).where(
-        ProgramMember.program_id == program_id, ProgramMember.role == Role.OWNER))
-    if (owners or 0) <= 1:
-        raise Conflict("a program keeps at least one owner: make someone else owner first",
+    serialise_on(session, Program, program_id, "config_version")
+    others = session.scalar(select(func.count()).select_from(ProgramMember)
+                            .join(User, User.id == ProgramMember.user_id).where(
+        ProgramMember.program_id == program_id, ProgramMember.role == Role.OWNER,
+        ProgramMember.user_id != user_id, User.disabled.is_(False)))
+    if not others:
+        raise Conflict("a program keeps at least one owner who is not disabled: make someone else owner first",
                        code="last_owner")
 
 
@@ -245,7 +253,7 @@ def set_role(session: Session, user_id: str, program_id: str, role: str) -> Prog
     """Give a user a role on a program (adding the membership when there is none)."""
     chosen = parse_valid_role(role)
     _program(session, program_id)
-    _keep_an_owner(session, program_id, user_id, chosen)
+    keep_an_owner(session, program_id, user_id, chosen)
     member = session.get(ProgramMember, (user_id, program_id))
     if member is None:
         member = ProgramMember(user_id=user_id, program_id=program_id, role=chosen)
@@ -278,17 +286,23 @@ def remove_member(session: Session, program_id: str, user_id: str) -> None:
     member = session.get(ProgramMember, (user_id, program_id))
     if member is None:
         raise NotFound("that user is not a member of this program", code="member_not_found")
-    _keep_an_owner(session, program_id, user_id, None)
+    keep_an_owner(session, program_id, user_id, None)
     session.delete(member)
     session.commit()
     log.info("user %s removed from %s", user_id, program_id)
 
 
+def memberships_by_program(session: Session, user_id: str) -> list[ProgramMember]:
+    """Return a user's memberships by program id (the order programs are locked in)."""
+    return list(session.scalars(select(ProgramMember).where(ProgramMember.user_id == user_id)
+                                .order_by(ProgramMember.program_id)))
+
+
 def remove_user(session: Session, user_id: str) -> None:
     """Delete a user and their memberships (refused while they are a program's last owner)."""
-    user = _user(session, user_id)
-    for member in list(session.scalars(select(ProgramMember).where(ProgramMember.user_id == user_id))):
-        _keep_an_owner(session, member.program_id, user_id, None)
+    user = get_user(session, user_id)
+    for member in memberships_by_program(session, user_id):
+        keep_an_owner(session, member.program_id, user_id, None)
         session.delete(member)
     session.flush()
     session.delete(user)

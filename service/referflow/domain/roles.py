@@ -2,10 +2,13 @@
 
 Roles are per program and ordered: a viewer reads; a reviewer also decides reviews and replays
 webhook deliveries; an owner also edits the config, the API keys and the program's members.
+An owner manages a member's account (disable, enable, reset the password) only when they own
+every program it opens (``may_manage_account``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from enum import StrEnum
 
 
@@ -59,3 +62,12 @@ def at_least(role: str | None, needed: str) -> bool:
 def allows(role: str | None, permission: str) -> bool:
     """Tell whether ``role`` has ``permission``."""
     return at_least(role, NEEDS[Permission(permission)])
+
+
+def may_manage_account(manager_roles: Mapping[str, str], account_programs: Iterable[str]) -> bool:
+    """Tell whether a user with ``manager_roles`` (program id -> role) owns every program of an account.
+
+    Only then may they disable it or reset its password: otherwise an owner of one program could
+    take over a login that opens another program.
+    """
+    return all(manager_roles.get(program_id) == Role.OWNER for program_id in account_programs)
