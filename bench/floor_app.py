@@ -7,7 +7,9 @@ the statements no implementation of them can skip, sent straight through the dat
 - claim: the friend's referral (first claim wins), the code's advocate, the advocate's counter,
   the referral, its history entry and its outbox event, one commit: 6 statements;
 - qualify: the referral, the event id recorded once, the referral's update (optimistic lock),
-  its history entry and its outbox event, one commit: 5 statements.
+  its history entry and its outbox event, one commit: 5 statements;
+- a Stripe delivery: its signature checked (HMAC-SHA256, the timestamp's tolerance), the body
+  parsed for the event's id and type, the event recorded once, one commit: 1 statement.
 
 No authentication, schema validation, fraud rules, statistics, signals or identity marks, no
 ORM: the gap between referflow and this is what the engine's features and layers cost, and the
@@ -17,10 +19,13 @@ SQLite writers take turns as referflow's do (storage/sqlite_writer.py), so both 
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 import secrets
 import threading
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,6 +36,8 @@ from referflow.storage.db import make_engine
 app = Flask("floor")
 ENGINE = make_engine(os.environ["DATABASE_URL"])
 PROGRAM = os.environ["FLOOR_PROGRAM_ID"]
+STRIPE_SECRET = os.environ["FLOOR_STRIPE_SECRET"].encode()
+TOLERANCE = 300  # seconds, Stripe's default
 SQLITE = ENGINE.dialect.name == "sqlite"
 _LOCAL = threading.local()
 
@@ -50,6 +57,9 @@ _SQL = {
     "once": "INSERT INTO processed_events (program_id, source, event_id, referral_id, created_at) "
             "VALUES (?, 'qualify', ?, ?, ?) ON CONFLICT (program_id, source, event_id) "
             "DO NOTHING RETURNING id",
+    "inbound": "INSERT INTO inbound_events (program_id, provider, event_id, type, payload, "
+               "status, attempts, outcome, received_at) VALUES (?, 'stripe', ?, ?, ?, 'pending', "
+               "0, '{}', ?) ON CONFLICT (program_id, provider, event_id) DO NOTHING RETURNING id",
     "qualify": "UPDATE referrals SET qualifying_event_id = ?, qualified_amount = ?, "
                "qualified_currency = ?, qualified_at = ?, updated_at = ?, version = version + 1 "
                "WHERE id = ? AND version = ?",
@@ -147,3 +157,31 @@ def qualify() -> Any:
     finally:
         cur.close()
     return jsonify({"id": body["referral_id"], "outcome": "qualified"}), 200
+
+
+@app.post("/v1/ingress/<program_id>/stripe")
+def ingress(program_id: str) -> Any:
+    """Check a Stripe delivery's signature and record its event once."""
+    raw = request.get_data()
+    fields = dict(part.split("=", 1) for part in
+                  request.headers.get("Stripe-Signature", "").split(",") if "=" in part)
+    expected = hmac.new(STRIPE_SECRET, fields.get("t", "").encode() + b"." + raw,
+                        hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected, fields.get("v1", "")) \
+            or abs(time.time() - int(fields.get("t", "0"))) > TOLERANCE:
+        return jsonify({"error": "bad_signature"}), 400
+    event = json.loads(raw)
+    conn = _connection()
+    cur = conn.cursor()
+    try:
+        _writing(conn)
+        cur.execute(SQL["inbound"], (program_id, event["id"], event["type"], raw.decode(),
+                                     _now()))
+        recorded = cur.fetchone() is not None
+        conn.commit()
+    except BaseException:
+        conn.rollback()
+        raise
+    finally:
+        cur.close()
+    return jsonify({"received": 1, "duplicates": 0 if recorded else 1}), 200

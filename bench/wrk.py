@@ -18,9 +18,10 @@ way). The cases, each driven by a Lua script in bench/lua/:
   --seed referrals in the database first;
 - ingress: Stripe `invoice.paid` deliveries, each a distinct event signed beforehand (Lua has
   no HMAC): verify the signature, record, answer;
-- floor claim+qualify: the same script against bench/floor_app.py on referflow's database, the
-  statements a claim and a qualify cannot skip sent through the driver from a bare Flask app
-  (what the database and the data model cost, without referflow's features and layers);
+- floor claim+qualify, floor ingress: the same scripts against bench/floor_app.py on
+  referflow's database, the statements a claim, a qualify and a delivery cannot skip sent
+  through the driver from a bare Flask app (what the database and the data model cost, without
+  referflow's features and layers);
 - with --scale: claims alone (claim.lua) on the --seed database, then again once it holds
   1M referrals of 100k advocates (bulk-seeded while the server runs), and the ratio of the two
   p50s and p99s (issue 15's target: within 1.25x).
@@ -237,23 +238,29 @@ def run_referflow(kind: str, opts: dict[str, Any], echo: Case) -> tuple[list[Cas
             f"{base}/v1/ingress/{program_id}/stripe", "ingress.lua",
             [str(events), str(opts["threads"])], opts, "ingress (stripe)")))
         rss = [rss_mb(pid) for pid in worker_pids(server.pid)]
-        cases.append(run_floor(server, opts, tag))
+        cases.extend(run_floor(server, opts, tag))
     return cases, rss
 
 
-def run_floor(server: Served, opts: dict[str, Any], tag: str) -> Case:
-    """claim+qualify against bench/floor_app.py on referflow's database (referflow idle)."""
+def run_floor(server: Served, opts: dict[str, Any], tag: str) -> list[Case]:
+    """claim+qualify and the Stripe ingress against bench/floor_app.py on referflow's database
+    (referflow idle)."""
     port = free_port()
     cmd = [sys.executable, "-m", "gunicorn", "-w", str(opts["workers"]), "-k", "gthread",
            "--threads", str(opts["server_threads"]), "-b", f"127.0.0.1:{port}",
            "--chdir", str(ROOT / "bench"), "floor_app:app"]
-    env = {**gunicorn_env(), "DATABASE_URL": server.url, "FLOOR_PROGRAM_ID": server.program_id}
+    env = {**gunicorn_env(), "DATABASE_URL": server.url, "FLOOR_PROGRAM_ID": server.program_id,
+           "FLOOR_STRIPE_SECRET": STRIPE_SECRET}
+    events = server.tmp / "stripe-floor.txt"
+    signed_deliveries(events, opts["events"], f"floor{tag}")  # not yet recorded by referflow
     with served(cmd, port, env, ROOT):
         url = f"http://127.0.0.1:{port}"
         wrk(url, "claim_qualify.lua", ["-", f"fwarm{tag}", server.codes_file],
             {**opts, "seconds": 2}, "warm-up")
-        return wrk(url, "claim_qualify.lua", ["-", f"floor{tag}", server.codes_file], opts,
-                   "floor claim+qualify")
+        return [wrk(url, "claim_qualify.lua", ["-", f"floor{tag}", server.codes_file], opts,
+                    "floor claim+qualify"),
+                wrk(f"{url}/v1/ingress/{server.program_id}/stripe", "ingress.lua",
+                    [str(events), str(opts["threads"])], opts, "floor ingress")]
 
 
 def run_scale(kind: str, opts: dict[str, Any]) -> tuple[Case, Case]:
