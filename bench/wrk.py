@@ -329,18 +329,26 @@ def main(db: str, json_path: str | None, **opts: Any) -> None:
     click.echo(f"gunicorn {opts['workers']} workers x {opts['server_threads']} threads (gthread); "
                f"wrk {opts['threads']} threads, {opts['connections']} connections, "
                f"{opts['seconds']} s a case; {os.cpu_count()} CPUs shared by client and servers")
-    echo, echo_rss = run_echo(opts)
-    results: dict[str, Any] = {"options": opts, "echo": vars(echo), "echo_rss_mb": echo_rss}
+    results: dict[str, Any] = {"options": opts}
     for kind in (["sqlite", "postgres"] if db == "both" else [db]):
+        # The echo runs before and after this database's cases, and the ratios are to the two
+        # together: a shared machine's speed can swing by half from one minute to the next.
+        before, echo_rss = run_echo(opts)
+        cases, rss = run_referflow(kind, opts, before)
+        after, _ = run_echo(opts)
+        echo = Case("echo, both runs", before.requests + after.requests,
+                    before.seconds + after.seconds, max(before.p50_ms, after.p50_ms),
+                    max(before.p99_ms, after.p99_ms), before.non_2xx + after.non_2xx,
+                    before.socket_errors + after.socket_errors, {})
+        before.name, after.name = "echo, before", "echo, after"
         click.echo(f"\n== {kind} ({opts['seed']:,} referrals seeded)")
         click.echo(HEADER)
-        click.echo(echo.line(echo))
-        cases, rss = run_referflow(kind, opts, echo)
-        for case in cases:
+        for case in (before, after, echo, *cases):
             click.echo(case.line(echo))
         click.echo("worker RSS after the run: echo " + ", ".join(f"{m:.0f} MB" for m in echo_rss)
                    + "; referflow " + ", ".join(f"{m:.0f} MB" for m in rss))
-        results[kind] = {"cases": [vars(c) for c in cases], "rss_mb": rss}
+        results[kind] = {"echo": [vars(before), vars(after)], "echo_rss_mb": echo_rss,
+                         "cases": [vars(c) for c in cases], "rss_mb": rss}
         if opts["scale"]:
             small, large = run_scale(kind, opts)
             for case in (small, large):
