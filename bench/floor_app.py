@@ -26,6 +26,8 @@ import os
 import secrets
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -75,6 +77,20 @@ def _connection() -> Any:
     return conn
 
 
+@contextmanager
+def _transaction() -> Iterator[tuple[Any, Any]]:
+    """This thread's connection and a cursor; rolled back on an error."""
+    conn = _connection()
+    cur = conn.cursor()
+    try:
+        yield conn, cur
+    except BaseException:
+        conn.rollback()
+        raise
+    finally:
+        cur.close()
+
+
 def _writing(conn: Any) -> None:
     if SQLITE:  # take the writer turn as referflow's sessions do before their first write
         dbapi = conn.dbapi_connection
@@ -91,9 +107,7 @@ def _now() -> Any:
 def claim() -> Any:
     """Create the friend's referral (or answer the existing one)."""
     body = request.get_json()
-    conn = _connection()
-    cur = conn.cursor()
-    try:
+    with _transaction() as (conn, cur):
         friend = body["friend"]["external_id"]
         cur.execute(SQL["friend"], (PROGRAM, friend))
         found = cur.fetchone()
@@ -116,11 +130,6 @@ def claim() -> Any:
         cur.execute(SQL["outbox"], ("evt_" + secrets.token_hex(12), PROGRAM, "referral.created",
                                     json.dumps(payload), now))
         conn.commit()
-    except BaseException:
-        conn.rollback()
-        raise
-    finally:
-        cur.close()
     return jsonify({"id": referral_id, "status": "pending"}), 201
 
 
@@ -129,9 +138,7 @@ def qualify() -> Any:
     """Record the qualifying event once and store it on the referral."""
     body = request.get_json()
     event = body["event"]
-    conn = _connection()
-    cur = conn.cursor()
-    try:
+    with _transaction() as (conn, cur):
         cur.execute(SQL["read"], (body["referral_id"], PROGRAM))
         found = cur.fetchone()
         if found is None:
@@ -151,11 +158,6 @@ def qualify() -> Any:
         cur.execute(SQL["outbox"], ("evt_" + secrets.token_hex(12), PROGRAM,
                                     "referral.qualified", json.dumps(payload), now))
         conn.commit()
-    except BaseException:
-        conn.rollback()
-        raise
-    finally:
-        cur.close()
     return jsonify({"id": body["referral_id"], "outcome": "qualified"}), 200
 
 
@@ -171,17 +173,10 @@ def ingress(program_id: str) -> Any:
             or abs(time.time() - int(fields.get("t", "0"))) > TOLERANCE:
         return jsonify({"error": "bad_signature"}), 400
     event = json.loads(raw)
-    conn = _connection()
-    cur = conn.cursor()
-    try:
+    with _transaction() as (conn, cur):
         _writing(conn)
         cur.execute(SQL["inbound"], (program_id, event["id"], event["type"], raw.decode(),
                                      _now()))
         recorded = cur.fetchone() is not None
         conn.commit()
-    except BaseException:
-        conn.rollback()
-        raise
-    finally:
-        cur.close()
     return jsonify({"received": 1, "duplicates": 0 if recorded else 1}), 200
