@@ -245,3 +245,18 @@ def test_another_programs_subscription_is_not_found(app, client, program):
     assert post_form(client, foreign, page=_url(program)).status_code == 404
     assert [s["id"] for s in _subs(other)] == [theirs["id"]]
 
+
+
+def test_an_http_endpoint_from_before_https_was_required_is_shown_as_needing_https(
+        app, client, program, strict):
+    _as(app, client, program)  # development (private and plain http allowed): subscribed then
+    assert _add(client, program, "http://127.0.0.1/hooks/old").status_code == 201
+    assert _add(client, program).status_code == 201  # and an https one beside it
+    production = strict.test_client()
+    _as(strict, production, program, email="owner2@example.test")
+    page = text(production.get(_url(program)))
+    failing, healthy = page.split("1 healthy")
+    assert "1 failing or disabled" in failing and "http://127.0.0.1/hooks/old" in failing
+    assert "needs https" in failing and "every delivery is refused in production" in failing
+    assert HOOK in healthy and "needs https" not in healthy
+    assert "needs https" not in text(client.get(_url(program)))  # allowed where http is

@@ -16,7 +16,7 @@ from referflow.api.webhooks import SUBSCRIBE_REQUEST
 from referflow.dashboard.auth import require
 from referflow.dashboard.blueprint import bp
 from referflow.errors import ApiError, Conflict, ValidationFailed
-from referflow.providers.safe_http import HTTPS_REQUIRED, REFUSED
+from referflow.providers.safe_http import HTTPS_REQUIRED, REFUSED, refused_for_plain_http
 from referflow.storage.models import OutboxEvent
 
 log = logging.getLogger("referflow.dashboard")
@@ -27,10 +27,14 @@ REFUSAL_FIELD = {REFUSED: "url", HTTPS_REQUIRED: "url", "unknown_event_type": "e
 def _page(status: int = 200, form: dict[str, Any] | None = None, errors: list[dict[str, str]] | None = None,
           created: Any = None) -> tuple[str, int]:
     subs = webhooks.list_subscriptions(db_session(), g.program_ctx)
-    failing = [s for s in subs if s.failing_since is not None or not s.active]
+    allow_private = current_app.extensions["referflow"].settings.allow_private_webhook_urls
+    # http endpoints subscribed before production took https only: every delivery is refused
+    needs_https = {s.id for s in subs if s.active and refused_for_plain_http(s.url, allow_private)}
+    failing = [s for s in subs if s.failing_since is not None or not s.active or s.id in needs_https]
     healthy = [s for s in subs if s not in failing]
     return render_template(
-        "dashboard/webhooks.html", failing=failing, healthy=healthy, event_types=EVENT_TYPES,
+        "dashboard/webhooks.html", failing=failing, healthy=healthy, needs_https=needs_https,
+        event_types=EVENT_TYPES,
         form=form or {"url": "", "events": list(EVENT_TYPES)}, errors=errors or [], created=created,
         signing_key=webhooks.signing_key(created) if created else None), status
 

@@ -68,10 +68,24 @@ def check(url: str, allow_private: bool) -> CheckedTarget:
     signatures would cross the internet readable and alterable. Refused before any DNS lookup.
     """
     scheme, host, port = parse(url)
-    if scheme != "https" and not allow_private:
+    if _plain_http_refused(scheme, allow_private):
         raise ValidationFailed("the URL must use https (plain http is refused in production)",
                                code=HTTPS_REQUIRED)
     return CheckedTarget(url, scheme, host, port, _resolve(host, port, allow_private))
+
+
+def _plain_http_refused(scheme: str, allow_private: bool) -> bool:
+    return scheme != "https" and not allow_private
+
+
+def refused_for_plain_http(url: str, allow_private: bool) -> bool:
+    """Whether ``check`` refuses this (stored, once accepted) URL for its scheme alone: an http
+    endpoint subscribed before https was required, whose every delivery now fails."""
+    try:
+        scheme = parse(url)[0]
+    except ValidationFailed:
+        return False  # refused for another reason, shown by its failing deliveries
+    return _plain_http_refused(scheme, allow_private)
 
 
 def post(url: str, body: bytes, headers: dict[str, str], timeout: Any,
