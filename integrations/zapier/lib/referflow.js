@@ -177,10 +177,22 @@ const performSearch = (operation) => async (z, bundle) => {
 };
 
 const subscribe = async (z, bundle) => {
-  const response = await z.request({
-    method: 'POST', url: `${baseUrl(bundle)}/v1/webhooks`,
+  const post = () => z.request({
+    method: 'POST', url: `${baseUrl(bundle)}/v1/webhooks`, skipThrowForStatus: true,
     body: { url: bundle.targetUrl, events: [bundle.inputData.event] },
   });
+  let response = await post();
+  const leftover = response.status === 409 && response.data && response.data.code === 'subscription_exists'
+    && (response.data.errors || [])[0] && response.data.errors[0].subscription_id;
+  if (leftover) {
+    // referflow keeps one subscription per endpoint: one of this very target URL was left
+    // behind (an unsubscribe that failed), and its secret is no one's any more. Replace it.
+    await z.request({ method: 'DELETE', url: `${baseUrl(bundle)}/v1/webhooks/${leftover}`, skipThrowForStatus: true });
+    response = await post();
+  }
+  if (response.status >= 400) {
+    throwReferflowError(response, z);
+  }
   return response.data; // {id, secret, ...}: Zapier keeps it as bundle.subscribeData
 };
 

@@ -215,8 +215,22 @@ export class ReferflowTrigger implements INodeType {
 			},
 			async create(this: IHookFunctions): Promise<boolean> {
 				const data = this.getWorkflowStaticData('node');
+				const url = this.getNodeWebhookUrl('default');
+				// referflow keeps one subscription per endpoint. One of this very URL that the node
+				// does not know (n8n stopped while listening, a restored backup) has a secret nobody
+				// holds any more: it is replaced.
+				const list = await referflowRequest.call(this, 'GET', '/v1/webhooks');
+				const leftovers = ((list.items ?? []) as IDataObject[]).filter(
+					(item) => item.url === url && item.active,
+				);
+				await Promise.all(
+					leftovers.map(
+						async (item) =>
+							await referflowRequest.call(this, 'DELETE', `/v1/webhooks/${String(item.id)}`),
+					),
+				);
 				const subscription = await referflowRequest.call(this, 'POST', '/v1/webhooks', {
-					url: this.getNodeWebhookUrl('default'),
+					url,
 					events: this.getNodeParameter('events') as string[],
 				});
 				data.subscriptionId = subscription.id;

@@ -240,6 +240,16 @@ test('the REST hook subscribes, verifies signed deliveries, lists samples and un
     assert.ok(!listed.items.some((item) => item.id === subscribeData.id));
     // Unsubscribing twice (Zapier retried) is not an error.
     await appTester(trigger.performUnsubscribe, { authData, subscribeData });
+    // referflow keeps one subscription per endpoint: one of this target URL left behind (an
+    // unsubscribe that failed) is replaced by the next subscribe, not a 409.
+    const first = await appTester(trigger.performSubscribe, { authData, targetUrl, inputData });
+    const second = await appTester(trigger.performSubscribe, { authData, targetUrl, inputData });
+    assert.notEqual(second.id, first.id);
+    const mine = await fetch(`${authData.baseUrl}/v1/webhooks`, {
+      headers: { Authorization: `Bearer ${authData.apiKey}` },
+    }).then((response) => response.json());
+    assert.deepEqual(mine.items.filter((item) => item.url === targetUrl).map((item) => item.id), [second.id]);
+    await appTester(trigger.performUnsubscribe, { authData, subscribeData: second });
   } finally {
     server.close();
   }
