@@ -53,6 +53,9 @@ def normal_url(url: str) -> str:
     is dropped, an IPv6 host keeps its brackets. The path and query stay exactly as given (the
     receiver may tell ``/A`` from ``/a``), except that an empty path is ``/``, the path that is
     sent for it. The fragment is dropped: it is never sent.
+
+    Stored: ``webhook_subscriptions.url_key`` (migration 0022) holds this form, and the unique
+    index compares it; a change to it comes with a migration that recomputes the stored keys.
     """
     parts = parse_http_url(url)
     host = parts.hostname or ""
