@@ -148,6 +148,31 @@ def _as_owner(change, user_id, by):
     return (change, (user_id, NEW_PASSWORD) if change == "reset_password" else (user_id,), {"by": by})
 
 
+def test_an_account_the_admin_disabled_is_enabled_by_the_admin_only(app, db, programs, ann):
+    p, _q = programs
+    bob = make_user(app, "bob@example.test", role="reviewer", program_ids=p)
+    _run(db, accounts.disable_user, bob.id)  # the install's admin: say, a compromised account
+    with pytest.raises(Forbidden) as refused:
+        _run(db, accounts.enable_user, bob.id, Manager(ann.id, p))
+    assert refused.value.code == "disabled_by_admin"
+    assert _state(db, bob.id)[0] is True and not _logs_in(db, "bob@example.test")
+    _run(db, accounts.enable_user, bob.id)
+    assert _state(db, bob.id)[0] is False and _logs_in(db, "bob@example.test")
+
+
+def test_an_account_an_owner_disabled_is_enabled_by_an_owner_and_says_by_whom(
+        app, db, programs, ann, co_owner):
+    p, _q = programs
+    bob = make_user(app, "bob@example.test", role="reviewer", program_ids=p)
+    _run(db, accounts.disable_user, bob.id, Manager(ann.id, p))
+    with db.session() as session:
+        assert session.get(User, bob.id).disabled_by == ann.id
+    _run(db, accounts.enable_user, bob.id, Manager(co_owner.id, p))  # another owner may
+    with db.session() as session:
+        enabled = session.get(User, bob.id)
+        assert (enabled.disabled, enabled.disabled_by) == (False, None)
+
+
 CHANGES = ["disable_user", "enable_user", "reset_password"]
 
 

@@ -224,3 +224,14 @@ def test_each_change_is_logged_with_the_owners_id_never_an_email(app, client, pr
     assert [line for line in lines if by in line] == [
         f"user {bob.id} disabled {by}", f"user {bob.id} enabled {by}", f"user {bob.id}: password reset {by}"]
     assert not [r for r in caplog.records if re.search(r"@example\.test|" + NEW_PASSWORD, r.getMessage())]
+
+
+def test_an_account_the_admin_disabled_shows_why_and_stays_disabled(app, client, program, owner, bob):
+    from referflow.actions import accounts
+
+    with app.extensions["referflow"].db.session() as session:
+        accounts.disable_user(session, bob.id)  # `referflow users disable`: the install's admin
+    page = text(client.get(_account(program, bob.id)))
+    assert "Disabled by the install's admin" in page and "Enable account" not in page
+    refused = _flashed(client, _post(client, program, bob.id, "enable"))  # a hand-made POST
+    assert "only the admin can enable it" in refused and _disabled(app, bob.id)

@@ -37,6 +37,7 @@ class Manager:
 
 
 INSTALL_ADMIN = Manager()
+ADMIN = "admin"  # users.disabled_by of an account the install's admin disabled
 
 
 def managed_user(session: Session, user_id: str, by: Manager) -> User:
@@ -66,15 +67,24 @@ def disable_user(session: Session, user_id: str, by: Manager = INSTALL_ADMIN) ->
     for member in users.memberships_by_program(session, user_id):
         users.keep_an_owner(session, member.program_id, user_id, None)
     user.disabled = True
+    user.disabled_by = by.user_id or ADMIN
     users.end_sessions(session, user_id)  # commits the flag and the new stamp together
     log.info("user %s disabled by %s", user_id, by)
     return user
 
 
 def enable_user(session: Session, user_id: str, by: Manager = INSTALL_ADMIN) -> User:
-    """Let a disabled account log in again (its sessions from before stay ended)."""
+    """Let a disabled account log in again (its sessions from before stay ended).
+
+    An account the install's admin disabled is enabled by the admin only: shut out (say, as
+    compromised) it stays out until the admin lets it back.
+    """
     user = managed_user(session, user_id, by)
+    if user.disabled and user.disabled_by == ADMIN and by.user_id is not None:
+        raise Forbidden("the install's admin disabled that account: only the admin can enable it "
+                        "(referflow users enable)", code="disabled_by_admin")
     user.disabled = False
+    user.disabled_by = None
     session.commit()
     log.info("user %s enabled by %s", user_id, by)
     return user

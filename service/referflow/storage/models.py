@@ -918,6 +918,8 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(default=_now)
     last_login_at: Mapped[datetime | None]
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    # "admin" (the CLI) or the owner's user id while disabled (actions/accounts.py); NULL otherwise
+    disabled_by: Mapped[str | None] = mapped_column(String(32))
     # In every dashboard cookie of the user; a new one ends them all (actions/users.py)
     session_stamp: Mapped[str] = mapped_column(String(32), default=new_session_stamp)
 
