@@ -132,6 +132,25 @@ def test_an_owner_sets_a_members_new_password_and_every_session_of_theirs_ends(a
     assert "Password set" in done and NEW_PASSWORD not in done
     assert not _is_in(browser, program) and _is_in(client, program)
     login(app.test_client(), bob.email, PASSWORD, expect=401)
+    # The owner knows it: Bob sets his own before any program page (it must not open a program
+    # he joins later that Ann does not own)
+    bobs = _signed_in(app, bob.email, NEW_PASSWORD)
+    sent = bobs.get(f"/dashboard/p/{program.program_id}/reviews")
+    assert sent.status_code == 302 and sent.headers["Location"].endswith("/dashboard/account")
+    assert "An owner set this account's password" in text(bobs.get("/dashboard/account"))
+    changed = post_form(bobs, "/dashboard/account/password", {
+        "current_password": NEW_PASSWORD, "new_password": "bob's very own phrase",
+        "repeat_password": "bob's very own phrase"}, page="/dashboard/account")
+    assert changed.status_code == 302
+    assert _is_in(bobs, program)
+    assert "An owner set this account's password" not in text(bobs.get("/dashboard/account"))
+
+
+def test_a_password_the_admin_sets_is_not_one_to_change(app, client, program, owner, bob):
+    from referflow.actions import accounts
+
+    with app.extensions["referflow"].db.session() as session:
+        accounts.reset_password(session, bob.id, NEW_PASSWORD)  # `referflow users reset-password`
     assert _is_in(_signed_in(app, bob.email, NEW_PASSWORD), program)
 
 

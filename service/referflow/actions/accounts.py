@@ -95,6 +95,9 @@ def reset_password(session: Session, user_id: str, new: str, by: Manager = INSTA
     """Give an account a new password (the password rules apply) and end every session of it."""
     user = managed_user(session, user_id, by)
     user.password_hash = users.hash_password(new, hasher)
+    # An owner knows it: its holder replaces it before any program page (it must not open a
+    # program the account joins later, which that owner may not own)
+    user.must_change_password = by.user_id is not None
     users.end_sessions(session, user_id)  # commits the hash and the new stamp together
     log.info("user %s: password reset by %s", user_id, by)
     return user

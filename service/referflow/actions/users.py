@@ -141,6 +141,7 @@ def change_password(session: Session, user_id: str, current: str, new: str,
     if len(current) > MAX_PASSWORD or not _verifies(hasher, user.password_hash, current):
         raise Unauthorized("the current password is not right", code="wrong_password")
     user.password_hash = hash_password(new, hasher)
+    user.must_change_password = False
     user.session_stamp = new_session_stamp()
     session.commit()
     log.info("user %s changed their password; their other sessions ended", user_id)

@@ -107,6 +107,8 @@ def require(role: str) -> Callable[[View], View]:
             user = current_user()
             if user is None:
                 return redirect(url_for("dashboard.login", next=request.full_path.rstrip("?")))
+            if user.must_change_password:  # an owner set it: a password of their own first
+                return redirect(url_for("dashboard.account"))
             mine = users.memberships(db_session(), user.id)
             g.programs = [(m.program_id, m.program_name) for m in mine]
             g.role = next((m.role for m in mine if m.program_id == program_id), None)

@@ -920,6 +920,9 @@ class User(Base):
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     # "admin" (the CLI) or the owner's user id while disabled (actions/accounts.py); NULL otherwise
     disabled_by: Mapped[str | None] = mapped_column(String(32))
+    # An owner set the password: its holder sets their own before any program page (migration 0024)
+    must_change_password: Mapped[bool] = mapped_column(Boolean, default=False,
+                                                       server_default=false())
     # In every dashboard cookie of the user; a new one ends them all (actions/users.py)
     session_stamp: Mapped[str] = mapped_column(String(32), default=new_session_stamp)
 
