@@ -156,6 +156,9 @@ def test_an_account_the_admin_disabled_is_enabled_by_the_admin_only(app, db, pro
         _run(db, accounts.enable_user, bob.id, Manager(ann.id, p))
     assert refused.value.code == "disabled_by_admin"
     assert _state(db, bob.id)[0] is True and not _logs_in(db, "bob@example.test")
+    _run(db, accounts.disable_user, bob.id, Manager(ann.id, p))  # disabling again changes nothing
+    with pytest.raises(Forbidden):
+        _run(db, accounts.enable_user, bob.id, Manager(ann.id, p))
     _run(db, accounts.enable_user, bob.id)
     assert _state(db, bob.id)[0] is False and _logs_in(db, "bob@example.test")
 

@@ -66,8 +66,9 @@ def disable_user(session: Session, user_id: str, by: Manager = INSTALL_ADMIN) ->
     user = managed_user(session, user_id, by)
     for member in users.memberships_by_program(session, user_id):
         users.keep_an_owner(session, member.program_id, user_id, None)
+    if not user.disabled or by.user_id is None:  # an owner's disable never hides the admin's
+        user.disabled_by = by.user_id or ADMIN
     user.disabled = True
-    user.disabled_by = by.user_id or ADMIN
     users.end_sessions(session, user_id)  # commits the flag and the new stamp together
     log.info("user %s disabled by %s", user_id, by)
     return user
