@@ -146,13 +146,17 @@ def gunicorn_env() -> dict[str, str]:
     return env
 
 
+def bench_app(app: str, port: int, opts: dict[str, Any]) -> list[str]:
+    """The command serving one of bench/'s Flask apps under the run's gunicorn settings."""
+    return [sys.executable, "-m", "gunicorn", "-w", str(opts["workers"]), "-k", "gthread",
+            "--threads", str(opts["server_threads"]), "-b", f"127.0.0.1:{port}",
+            "--chdir", str(ROOT / "bench"), app]
+
+
 def run_echo(opts: dict[str, Any]) -> tuple[Case, list[float]]:
     """The baseline: bench/echo_app.py under the same gunicorn settings."""
     port = free_port()
-    cmd = [sys.executable, "-m", "gunicorn", "-w", str(opts["workers"]), "-k", "gthread",
-           "--threads", str(opts["server_threads"]), "-b", f"127.0.0.1:{port}",
-           "--chdir", str(ROOT / "bench"), "echo_app:app"]
-    with served(cmd, port, gunicorn_env(), ROOT) as proc:
+    with served(bench_app("echo_app:app", port, opts), port, gunicorn_env(), ROOT) as proc:
         url = f"http://127.0.0.1:{port}"
         wrk(url, "echo.lua", [], {**opts, "seconds": 2}, "warm-up")
         echo = wrk(url, "echo.lua", [], opts, "echo")
@@ -246,14 +250,11 @@ def run_floor(server: Served, opts: dict[str, Any], tag: str) -> list[Case]:
     """claim+qualify and the Stripe ingress against bench/floor_app.py on referflow's database
     (referflow idle)."""
     port = free_port()
-    cmd = [sys.executable, "-m", "gunicorn", "-w", str(opts["workers"]), "-k", "gthread",
-           "--threads", str(opts["server_threads"]), "-b", f"127.0.0.1:{port}",
-           "--chdir", str(ROOT / "bench"), "floor_app:app"]
     env = {**gunicorn_env(), "DATABASE_URL": server.url, "FLOOR_PROGRAM_ID": server.program_id,
            "FLOOR_STRIPE_SECRET": STRIPE_SECRET}
     events = server.tmp / "stripe-floor.txt"
     signed_deliveries(events, opts["events"], f"floor{tag}")  # not yet recorded by referflow
-    with served(cmd, port, env, ROOT):
+    with served(bench_app("floor_app:app", port, opts), port, env, ROOT):
         url = f"http://127.0.0.1:{port}"
         wrk(url, "claim_qualify.lua", ["-", f"fwarm{tag}", server.codes_file],
             {**opts, "seconds": 2}, "warm-up")
